@@ -1,0 +1,16 @@
+#include "neon.h"
+
+namespace bitnet {
+
+const KernelTable* neon_kernels() {
+  static const KernelTable table = [] {
+    KernelTable k = scalar_kernels();
+    k.isa_name = "neon";
+    fill_neon_ternary(k);
+    fill_neon_float(k);
+    return k;
+  }();
+  return &table;
+}
+
+}  // namespace bitnet

@@ -1,0 +1,92 @@
+// One table of single-threaded kernels per instruction set. Every entry works
+// on a caller-chosen slice of the output (rows, tiles, heads) so that ops.cpp
+// can split work across threads without changing what any element computes:
+// results are bit-identical for every thread count by construction.
+//
+// kernels/scalar/ fills every entry and defines "correct"; the SIMD tables
+// start from the scalar one and override what they accelerate. tests/native
+// checks every entry of every runnable table against the scalar table.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "ternary_format.h"
+
+namespace bitnet {
+
+// IEEE binary16 storage, converted explicitly (no compiler _Float16 needed).
+using f16_t = uint16_t;
+
+struct KernelTable {
+  const char* isa_name;
+
+  // --- BitNet b1.58 activation quantization (reference section 2.2) --------
+  // Returns max_k |x_k| (NaN-free input assumed; the caller validates).
+  float (*absmax)(const float* x, size_t n);
+  // q[k] = clamp(round_half_even(x[k] * scale), -128, 127) for k < n.
+  void (*quantize_i8)(const float* x, size_t n, float scale, int8_t* q);
+
+  // --- ternary GEMV (decode): y = W q * out_scale, W in TernaryView layout --
+  // Bytes of lookup tables that gemv_prepare builds per kChunkCols columns.
+  size_t ternary_table_bytes_per_chunk;
+  // Builds the lookup tables of chunks [c0, c1) from q (length padded_cols,
+  // zero beyond the logical K) into tables + c * ternary_table_bytes_per_chunk.
+  // tables is 64-byte aligned.
+  void (*ternary_gemv_prepare)(const int8_t* q, size_t c0, size_t c1, uint8_t* tables);
+  // For row tiles [t0, t1): y[n] = (float)(sum_k W[n][k] * q[k]) * out_scale,
+  // written for logical rows n < w.rows only. Integer sums are exact.
+  void (*ternary_gemv_tiles)(const TernaryView& w, const uint8_t* tables, float out_scale,
+                             float* y, size_t t0, size_t t1);
+
+  // --- ternary GEMM (prefill): m tokens at once ------------------------------
+  // q: m rows of w.padded_cols() int8 each, row stride q_stride (>= padded_cols),
+  // zero-padded; out_scale[m]; y: m rows of stride y_stride floats.
+  // y[i][n] = (float)(sum_k W[n][k] * q[i][k]) * out_scale[i] for tiles [t0, t1).
+  void (*ternary_gemm_tiles)(const TernaryView& w, const int8_t* q, size_t q_stride, size_t m,
+                             const float* out_scale, float* y, size_t y_stride, size_t t0,
+                             size_t t1);
+
+  // --- float kernels (all f32 math) -----------------------------------------
+  // y[i] = x[i] * (1 / sqrt(mean(x^2) + eps)) * g[i]. y may alias x.
+  void (*rmsnorm)(const float* x, const float* g, size_t n, float eps, float* y);
+  // Rotate-half RoPE, in place, on n_heads consecutive heads of head_dim
+  // floats: for j < head_dim/2, (v[j], v[j+half]) rotated by the angle whose
+  // cos/sin are cos_half[j]/sin_half[j].
+  void (*rope)(float* v, size_t n_heads, size_t head_dim, const float* cos_half,
+               const float* sin_half);
+  // One query head over t_len cached positions (f16 K and V rows of head_dim,
+  // consecutive positions kv_stride elements apart):
+  // out = softmax(q.K_t * scale) . V_t, softmax in f32. scores: t_len floats of scratch.
+  void (*attend)(const float* q, const f16_t* k, const f16_t* v, size_t kv_stride, size_t t_len,
+                 size_t head_dim, float scale, float* scores, float* out);
+  // out[i] = relu(gate[i])^2 * up[i]        (BitNet b1.58 2B4T FFN)
+  void (*relu2_gate)(const float* gate, const float* up, size_t n, float* out);
+  // out[i] = silu(gate[i]) * up[i]          (Llama-style BitNet FFN)
+  void (*silu_gate)(const float* gate, const float* up, size_t n, float* out);
+  // y[i] += x[i]
+  void (*add_inplace)(float* y, const float* x, size_t n);
+  // f16 <-> f32 rows (embedding lookup, KV cache writes).
+  void (*f16_to_f32)(const f16_t* x, size_t n, float* y);
+  void (*f32_to_f16)(const float* x, size_t n, f16_t* y);
+
+  // --- LM head (full-precision logits) --------------------------------------
+  // y[n] = sum_k W[n][k] * x[k] for rows [r0, r1); W f16 row-major, k stride = cols.
+  void (*matvec_f16)(const f16_t* w, size_t cols, const float* x, float* y, size_t r0, size_t r1);
+  // y[n] = (float)(sum_k W8[n][k] * q[k]) * row_scale[n] * x_inv_scale for rows
+  // [r0, r1); W8 int8 row-major with row stride cols_padded (a multiple of 64,
+  // zero-padded), q int8 of cols_padded (zero-padded). Integer sums are exact.
+  void (*matvec_i8)(const int8_t* w, size_t cols_padded, const int8_t* q, const float* row_scale,
+                    float x_inv_scale, float* y, size_t r0, size_t r1);
+};
+
+const KernelTable& scalar_kernels();
+// Each returns nullptr when this binary was built without that ISA.
+const KernelTable* avx2_kernels();
+const KernelTable* avx512_kernels();
+const KernelTable* neon_kernels();
+
+// Scalar helpers every ISA file may use for tails.
+float f16_to_f32_scalar(f16_t h);
+f16_t f32_to_f16_scalar(float f);  // round to nearest even, NaN/Inf preserved
+
+}  // namespace bitnet

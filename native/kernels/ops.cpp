@@ -1,0 +1,120 @@
+#include "ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+
+namespace bitnet {
+
+uint8_t* AlignedBuffer::reserve(size_t bytes) {
+  if (bytes > size_) {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (!p) throw std::bad_alloc();
+    data_.reset(static_cast<uint8_t*>(p));
+    size_ = rounded;
+  }
+  return data_.get();
+}
+
+float quantize_activations(const KernelTable& k, const float* x, size_t n, int8_t* q,
+                           size_t padded_len) {
+  const float s = 127.f / std::max(k.absmax(x, n), 1e-5f);
+  k.quantize_i8(x, n, s, q);
+  std::memset(q + n, 0, padded_len - n);
+  return s;
+}
+
+namespace {
+
+// Calls fn(target, t0, t1) for the pieces of the global tile range [begin, end)
+// where the targets' tiles are numbered one after another.
+template <class Fn>
+void for_tiles(const TernaryTarget* targets, size_t n_targets, size_t begin, size_t end, Fn&& fn) {
+  size_t base = 0;
+  for (size_t i = 0; i < n_targets && base < end; ++i) {
+    const size_t tiles = targets[i].w.row_tiles();
+    const size_t lo = std::max(begin, base), hi = std::min(end, base + tiles);
+    if (lo < hi) fn(targets[i], lo - base, hi - base);
+    base += tiles;
+  }
+}
+
+size_t total_tiles(const TernaryTarget* targets, size_t n_targets) {
+  size_t n = 0;
+  for (size_t i = 0; i < n_targets; ++i) n += targets[i].w.row_tiles();
+  return n;
+}
+
+}  // namespace
+
+void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targets, size_t n_targets,
+                  AlignedBuffer& tables) {
+  if (n_targets == 0) return;
+  const KernelTable& k = *rt.kernels;
+  const size_t chunks = targets[0].w.chunks();
+  uint8_t* tab = tables.reserve(chunks * k.ternary_table_bytes_per_chunk);
+  rt.pool->parallel_for(chunks, [&](size_t c0, size_t c1) { k.ternary_gemv_prepare(q, c0, c1, tab); });
+  rt.pool->parallel_for(total_tiles(targets, n_targets), [&](size_t b, size_t e) {
+    for_tiles(targets, n_targets, b, e, [&](const TernaryTarget& t, size_t t0, size_t t1) {
+      k.ternary_gemv_tiles(t.w, tab, t.out_scale, t.y, t0, t1);
+    });
+  });
+}
+
+void ternary_gemm(const Runtime& rt, const int8_t* q, size_t q_stride, size_t m,
+                  const float* act_scale, const TernaryTarget* targets, size_t n_targets,
+                  AlignedBuffer& scratch) {
+  if (n_targets == 0 || m == 0) return;
+  const KernelTable& k = *rt.kernels;
+  // Per-row output scales of every target, laid out [target][row].
+  float* scales = reinterpret_cast<float*>(scratch.reserve(n_targets * m * sizeof(float)));
+  for (size_t i = 0; i < n_targets; ++i)
+    for (size_t r = 0; r < m; ++r) scales[i * m + r] = targets[i].out_scale / act_scale[r];
+  rt.pool->parallel_for(total_tiles(targets, n_targets), [&](size_t b, size_t e) {
+    for_tiles(targets, n_targets, b, e, [&](const TernaryTarget& t, size_t t0, size_t t1) {
+      const size_t idx = static_cast<size_t>(&t - targets);
+      k.ternary_gemm_tiles(t.w, q, q_stride, m, scales + idx * m, t.y, t.y_stride, t0, t1);
+    });
+  });
+}
+
+namespace {
+constexpr size_t kRowsPerTask = 64;  // LM head rows handed out together
+}
+
+void matvec_f16(const Runtime& rt, const f16_t* w, size_t rows, size_t cols, const float* x, float* y) {
+  const size_t blocks = (rows + kRowsPerTask - 1) / kRowsPerTask;
+  rt.pool->parallel_for(blocks, [&](size_t b, size_t e) {
+    rt.kernels->matvec_f16(w, cols, x, y, b * kRowsPerTask, std::min(rows, e * kRowsPerTask));
+  });
+}
+
+void matvec_i8(const Runtime& rt, const int8_t* w, size_t rows, size_t cols_padded, const int8_t* q,
+               const float* row_scale, float x_inv_scale, float* y) {
+  const size_t blocks = (rows + kRowsPerTask - 1) / kRowsPerTask;
+  rt.pool->parallel_for(blocks, [&](size_t b, size_t e) {
+    rt.kernels->matvec_i8(w, cols_padded, q, row_scale, x_inv_scale, y, b * kRowsPerTask,
+                          std::min(rows, e * kRowsPerTask));
+  });
+}
+
+void attention(const Runtime& rt, const float* q, const f16_t* k_cache, const f16_t* v_cache,
+               size_t t_len, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
+               AlignedBuffer& scratch) {
+  const size_t group = n_heads / n_kv_heads, kv_stride = n_kv_heads * head_dim;
+  const size_t score_stride = (t_len + 15) / 16 * 16;
+  float* scores = reinterpret_cast<float*>(scratch.reserve(n_heads * score_stride * sizeof(float)));
+  const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
+  rt.pool->parallel_for(n_heads, [&](size_t h0, size_t h1) {
+    for (size_t h = h0; h < h1; ++h) {
+      const size_t kvh = h / group;
+      rt.kernels->attend(q + h * head_dim, k_cache + kvh * head_dim, v_cache + kvh * head_dim,
+                         kv_stride, t_len, head_dim, scale, scores + h * score_stride,
+                         out + h * head_dim);
+    }
+  });
+}
+
+}  // namespace bitnet

@@ -1,0 +1,71 @@
+// Multithreaded operations built from one KernelTable and one ThreadPool.
+// Each op splits its output (row tiles, rows, heads) over the pool; every
+// output element is computed by the same kernel code whatever the split, so
+// results are bit-identical for any thread count.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+
+#include "kernel_table.h"
+#include "thread_pool.h"
+
+namespace bitnet {
+
+// A growable 64-byte-aligned scratch buffer (lookup tables, partial results).
+class AlignedBuffer {
+ public:
+  uint8_t* reserve(size_t bytes);
+  uint8_t* data() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> data_;
+  size_t size_ = 0;
+};
+
+struct Runtime {
+  const KernelTable* kernels;
+  ThreadPool* pool;
+};
+
+// BitNet per-token activation quantization (reference 2.2). Writes n int8
+// values then zeros up to padded_len; returns s = 127 / max(absmax(x), 1e-5).
+float quantize_activations(const KernelTable& k, const float* x, size_t n, int8_t* q,
+                           size_t padded_len);
+
+// One ternary matrix applied to a shared input: y = (W q) * out_scale.
+struct TernaryTarget {
+  TernaryView w;
+  float out_scale;  // weight scale / activation scale
+  float* y;         // w.rows floats (GEMM: m rows of y_stride)
+  size_t y_stride;  // GEMM only
+};
+
+// Decode: every target reads the same quantized vector q (padded_cols long,
+// all targets must have the same padded_cols). tables is reused scratch.
+void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targets, size_t n_targets,
+                  AlignedBuffer& tables);
+
+// Prefill: m quantized rows of q (stride q_stride), per-row activation scales
+// act_scale[m]; target i's out_scale is the weight scale, divided per row by act_scale.
+void ternary_gemm(const Runtime& rt, const int8_t* q, size_t q_stride, size_t m,
+                  const float* act_scale, const TernaryTarget* targets, size_t n_targets,
+                  AlignedBuffer& scratch);
+
+// LM head rows split over the pool.
+void matvec_f16(const Runtime& rt, const f16_t* w, size_t rows, size_t cols, const float* x, float* y);
+void matvec_i8(const Runtime& rt, const int8_t* w, size_t rows, size_t cols_padded, const int8_t* q,
+               const float* row_scale, float x_inv_scale, float* y);
+
+// Single-query attention for n_heads query heads sharing n_kv_heads KV heads
+// (query head h reads KV head h / (n_heads / n_kv_heads)). q: n_heads*head_dim;
+// k_cache/v_cache: t_len positions of n_kv_heads*head_dim f16; out like q.
+void attention(const Runtime& rt, const float* q, const f16_t* k_cache, const f16_t* v_cache,
+               size_t t_len, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
+               AlignedBuffer& scratch);
+
+}  // namespace bitnet

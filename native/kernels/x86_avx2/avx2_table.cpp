@@ -1,0 +1,16 @@
+#include "avx2.h"
+
+namespace bitnet {
+
+const KernelTable* avx2_kernels() {
+  static const KernelTable table = [] {
+    KernelTable k = scalar_kernels();
+    k.isa_name = "avx2";
+    fill_avx2_ternary(k);
+    fill_avx2_float(k);
+    return k;
+  }();
+  return &table;
+}
+
+}  // namespace bitnet

@@ -1,0 +1,88 @@
+#include <cstring>
+#include <vector>
+
+#include "check.h"
+#include "ternary_format.h"
+
+using namespace bitnet;
+
+namespace {
+struct Packed {
+  std::vector<uint8_t> bytes;
+  TernaryView view;
+};
+Packed pack(const std::vector<int8_t>& w, size_t rows, size_t cols) {
+  Packed p;
+  p.bytes.resize(packed_bytes(rows, cols));
+  const bool ok = pack_ternary(w.data(), rows, cols, p.bytes.data());
+  p.view = TernaryView{p.bytes.data(), rows, cols};
+  if (!ok) p.bytes.clear();
+  return p;
+}
+std::vector<int8_t> random_ternary(size_t n, std::mt19937& rng) {
+  std::vector<int8_t> w(n);
+  for (auto& x : w) x = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
+  return w;
+}
+}  // namespace
+
+TEST_CASE(pack_unpack_round_trip_on_ragged_shapes) {
+  std::mt19937 rng(1);
+  const size_t shapes[][2] = {{1, 1}, {3, 7}, {64, 128}, {65, 129}, {130, 300}, {640, 2560}};
+  for (const auto& s : shapes) {
+    const auto w = random_ternary(s[0] * s[1], rng);
+    Packed p = pack(w, s[0], s[1]);
+    CHECK(!p.bytes.empty());
+    std::vector<int8_t> back(w.size());
+    unpack_ternary(p.view, back.data());
+    CHECK(back == w);
+    CHECK_EQ(find_invalid_ternary(p.view), -1LL);
+  }
+}
+
+TEST_CASE(packed_size_is_two_bits_per_padded_weight) {
+  CHECK_EQ(packed_bytes(2560, 2560), size_t{2560 * 2560 / 4});
+  CHECK_EQ(packed_bytes(1, 1), size_t{64 * 128 / 4});
+  CHECK_EQ(packed_bytes(65, 129), size_t{128 * 256 / 4});
+}
+
+TEST_CASE(bit_positions_follow_the_documented_layout) {
+  // W[70][135] = +1, W[3][9] = -1 in a 130 x 300 matrix (3 row tiles, 3 chunks).
+  std::vector<int8_t> w(130 * 300, 0);
+  w[70 * 300 + 135] = 1;
+  w[3 * 300 + 9] = -1;
+  Packed p = pack(w, 130, 300);
+  // (70, 135): chunk 1, tile 1, group (135-128)/8 = 0, row 70-64 = 6, bit 7, plane bit0.
+  const size_t plus = (1 * 3 + 1) * kBlockBytes + 0 * kGroupBytes + 6;
+  CHECK_EQ(int{p.bytes[plus]}, 0x80);
+  // (3, 9): chunk 0, tile 0, group 1, row 3, bit 1, plane bit1.
+  const size_t minus = 0 * kBlockBytes + 1 * kGroupBytes + kPlaneBytes + 3;
+  CHECK_EQ(int{p.bytes[minus]}, 0x02);
+  size_t set = 0;
+  for (uint8_t b : p.bytes) set += __builtin_popcount(b);
+  CHECK_EQ(set, size_t{2});
+}
+
+TEST_CASE(rejects_values_outside_minus_one_to_one) {
+  std::vector<int8_t> w(4 * 4, 0);
+  w[5] = 2;
+  std::vector<uint8_t> out(packed_bytes(4, 4));
+  CHECK(!pack_ternary(w.data(), 4, 4, out.data()));
+}
+
+TEST_CASE(finds_both_bits_set_and_dirty_padding) {
+  std::vector<int8_t> w(10 * 20, 0);
+  Packed p = pack(w, 10, 20);
+  // Both planes set at (2, 17): chunk 0 tile 0 group 2 row 2 bit 1.
+  p.bytes[2 * kGroupBytes + 2] |= 0x02;
+  p.bytes[2 * kGroupBytes + kPlaneBytes + 2] |= 0x02;
+  CHECK_EQ(find_invalid_ternary(p.view), 2LL * 20 + 17);
+  Packed q = pack(w, 10, 20);
+  q.bytes[2 * kGroupBytes + 5] |= 0x10;  // column 20: beyond cols
+  CHECK(find_invalid_ternary(q.view) >= 0);
+  Packed r = pack(w, 10, 20);
+  r.bytes[12] |= 0x01;  // row 12: beyond rows
+  CHECK(find_invalid_ternary(r.view) >= 0);
+}
+
+TEST_MAIN
