@@ -59,6 +59,7 @@ struct KernelTable {
   // out = softmax(q.K_t * scale) . V_t, softmax in f32. scores: t_len floats of scratch.
   void (*attend)(const float* q, const f16_t* k, const f16_t* v, size_t kv_stride, size_t t_len,
                  size_t head_dim, float scale, float* scores, float* out);
+  // Elementwise: out may alias gate or up.
   // out[i] = relu(gate[i])^2 * up[i]        (BitNet b1.58 2B4T FFN)
   void (*relu2_gate)(const float* gate, const float* up, size_t n, float* out);
   // out[i] = silu(gate[i]) * up[i]          (Llama-style BitNet FFN)
