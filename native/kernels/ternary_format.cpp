@@ -45,7 +45,7 @@ void unpack_ternary(const TernaryView& v, int8_t* w) {
   }
 }
 
-long long find_invalid_ternary(const TernaryView& v) {
+InvalidWeight find_invalid_ternary(const TernaryView& v) {
   for (size_t chunk = 0; chunk < v.chunks(); ++chunk) {
     for (size_t tile = 0; tile < v.row_tiles(); ++tile) {
       const uint8_t* blk = v.block(chunk, tile);
@@ -62,13 +62,13 @@ long long find_invalid_ternary(const TernaryView& v) {
           if (bad) {
             unsigned bit = 0;
             while (!((bad >> bit) & 1)) ++bit;
-            return static_cast<long long>(row * v.cols + col0 + bit);
+            return {true, row, col0 + bit};
           }
         }
       }
     }
   }
-  return -1;
+  return {};
 }
 
 }  // namespace bitnet

@@ -55,9 +55,12 @@ bool pack_ternary(const int8_t* w, size_t rows, size_t cols, uint8_t* out);
 // Inverse of pack_ternary, for tests and converters.
 void unpack_ternary(const TernaryView& v, int8_t* w);
 
-// Checks that no weight has both plane bits set and that padding is zero.
-// Returns the index (row * cols + col) of the first bad weight, or -1 if valid;
-// padding errors are reported as the first padded position found.
-long long find_invalid_ternary(const TernaryView& v);
+// Where a packed matrix breaks the format: a weight with both plane bits set,
+// or a set bit in the padding (then row >= rows or col >= cols).
+struct InvalidWeight {
+  bool found = false;
+  size_t row = 0, col = 0;
+};
+InvalidWeight find_invalid_ternary(const TernaryView& v);
 
 }  // namespace bitnet

@@ -36,7 +36,7 @@ TEST_CASE(pack_unpack_round_trip_on_ragged_shapes) {
     std::vector<int8_t> back(w.size());
     unpack_ternary(p.view, back.data());
     CHECK(back == w);
-    CHECK_EQ(find_invalid_ternary(p.view), -1LL);
+    CHECK(!find_invalid_ternary(p.view).found);
   }
 }
 
@@ -76,13 +76,22 @@ TEST_CASE(finds_both_bits_set_and_dirty_padding) {
   // Both planes set at (2, 17): chunk 0 tile 0 group 2 row 2 bit 1.
   p.bytes[2 * kGroupBytes + 2] |= 0x02;
   p.bytes[2 * kGroupBytes + kPlaneBytes + 2] |= 0x02;
-  CHECK_EQ(find_invalid_ternary(p.view), 2LL * 20 + 17);
+  const InvalidWeight both = find_invalid_ternary(p.view);
+  CHECK(both.found);
+  CHECK_EQ(both.row, size_t{2});
+  CHECK_EQ(both.col, size_t{17});
   Packed q = pack(w, 10, 20);
   q.bytes[2 * kGroupBytes + 5] |= 0x10;  // column 20: beyond cols
-  CHECK(find_invalid_ternary(q.view) >= 0);
+  const InvalidWeight col_pad = find_invalid_ternary(q.view);
+  CHECK(col_pad.found);
+  CHECK_EQ(col_pad.row, size_t{5});
+  CHECK_EQ(col_pad.col, size_t{20});
   Packed r = pack(w, 10, 20);
   r.bytes[12] |= 0x01;  // row 12: beyond rows
-  CHECK(find_invalid_ternary(r.view) >= 0);
+  const InvalidWeight row_pad = find_invalid_ternary(r.view);
+  CHECK(row_pad.found);
+  CHECK_EQ(row_pad.row, size_t{12});
+  CHECK_EQ(row_pad.col, size_t{0});
 }
 
 TEST_MAIN

@@ -16,7 +16,7 @@ namespace {
 
 struct Matrix {
   std::vector<int8_t> w;  // logical [rows][cols]
-  std::vector<uint8_t> packed;
+  std::shared_ptr<AlignedBuffer> packed;  // kernels require kWeightAlign-aligned planes
   size_t rows, cols;
   float scale;
 };
@@ -39,7 +39,7 @@ struct TinyModel {
     w.dims = d;
     w.embedding = embedding.data();
     w.final_norm = final_norm.data();
-    auto view = [](const Matrix& m) { return TernaryWeight{TernaryView{m.packed.data(), m.rows, m.cols}, m.scale}; };
+    auto view = [](const Matrix& m) { return TernaryWeight{TernaryView{m.packed->data(), m.rows, m.cols}, m.scale}; };
     for (const Layer& l : layers) {
       LayerWeights lw;
       lw.attn_norm = l.attn_norm.data();
@@ -62,10 +62,10 @@ struct TinyModel {
 };
 
 Matrix random_matrix(size_t rows, size_t cols, std::mt19937& rng) {
-  Matrix m{std::vector<int8_t>(rows * cols), std::vector<uint8_t>(packed_bytes(rows, cols)), rows, cols,
+  Matrix m{std::vector<int8_t>(rows * cols), std::make_shared<AlignedBuffer>(), rows, cols,
            0.5f + (rng() % 100) / 100.f};
   for (auto& x : m.w) x = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
-  pack_ternary(m.w.data(), rows, cols, m.packed.data());
+  pack_ternary(m.w.data(), rows, cols, m.packed->reserve(packed_bytes(rows, cols)));
   return m;
 }
 

@@ -106,7 +106,7 @@ export class ReferenceSession {
   step(token: number): Float64Array {
     const m = this.m;
     const pos = this.pos++;
-    let h = Float64Array.from(m.embedding.subarray(token * m.hidden, (token + 1) * m.hidden));
+    let h: Float64Array = Float64Array.from(m.embedding.subarray(token * m.hidden, (token + 1) * m.hidden));
     const half = m.headDim / 2;
     const rope = (x: Float64Array, heads: number) => {
       for (let hd = 0; hd < heads; hd++) {
