@@ -140,6 +140,11 @@ export class Runtime {
     this.impl = new native.Runtime(options);
   }
 
+  /** @internal The addon object, for native classes that run on this runtime (NativeSession.forward). */
+  get native(): NativeRuntime {
+    return this.impl;
+  }
+
   /** The ISA whose kernels this runtime runs. */
   get isa(): string {
     return this.impl.isa;

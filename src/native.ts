@@ -51,6 +51,64 @@ export interface NativeRuntime {
            xInvScale: number, out: Float32Array): void;
 }
 
+/** Shape and numerics of a model, as the native forward pass needs them. */
+export interface NativeModelDims {
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocab: number;
+  ropeTheta: number;
+  rmsEps: number;
+  activation: 'relu2' | 'silu';
+}
+
+/** One decoder layer's weights; sub-norms are absent in Llama-style BitNet models. */
+export interface NativeLayerSpec {
+  attnNorm: Float32Array;
+  q: NativeTernaryMatrix;
+  k: NativeTernaryMatrix;
+  v: NativeTernaryMatrix;
+  o: NativeTernaryMatrix;
+  attnSubNorm?: Float32Array;
+  ffnNorm: Float32Array;
+  gate: NativeTernaryMatrix;
+  up: NativeTernaryMatrix;
+  down: NativeTernaryMatrix;
+  ffnSubNorm?: Float32Array;
+}
+
+/** The LM head: f16 rows [vocab][hidden], or int8 rows [vocab][cols] (cols = hidden padded to 64) with row scales. */
+export type NativeHeadSpec = { f16: Uint16Array } | { i8: Int8Array; rowScale: Float32Array; cols: number };
+
+/** Everything `new NativeModel()` takes. Arrays are used in place, never copied. */
+export interface NativeModelSpec {
+  dims: NativeModelDims;
+  maxContext: number;
+  /** f16 bits, [vocab][hidden]. */
+  embedding: Uint16Array;
+  finalNorm: Float32Array;
+  layers: NativeLayerSpec[];
+  head: NativeHeadSpec;
+}
+
+export interface NativeModel {
+  readonly maxContext: number;
+}
+
+export interface NativeSession {
+  /** Tokens already in the KV cache. */
+  readonly position: number;
+  readonly context: number;
+  readonly kvCacheBytes: number;
+  /** Runs tokens through the model; logits of the last token (or of all, [n][vocab]) land in `logits`. */
+  forward(runtime: NativeRuntime, tokens: Int32Array, logits: Float32Array, allLogits?: boolean): Promise<void>;
+  /** Forgets cached tokens from position `keep` on. */
+  truncate(keep: number): void;
+}
+
 export interface NativeBinding {
   runnableIsas(): string[];
   activeIsa(): string;
@@ -61,6 +119,10 @@ export interface NativeBinding {
   layout: { rowTile: number; chunkCols: number; weightAlign: number };
   TernaryMatrix: new (planes: Uint8Array, rows: number, cols: number, scale: number) => NativeTernaryMatrix;
   Runtime: new (options?: NativeRuntimeOptions) => NativeRuntime;
+  NativeModel: new (spec: NativeModelSpec) => NativeModel;
+  NativeSession: new (model: NativeModel, context: number) => NativeSession;
+  /** Maps a file read-only-shared, copy-on-write, into an external ArrayBuffer. */
+  mapFile(path: string): ArrayBuffer;
 }
 
 /** The package root: one level above src/ (ts-jest) and dist/ (compiled). */

@@ -1,11 +1,14 @@
-// Module entry: runtime information, TernaryMatrix, Runtime, packTernary,
-// allocAligned. Everything here is glue; the math lives in native/kernels.
+// Module entry: runtime information, TernaryMatrix, Runtime, NativeModel and
+// NativeSession, mapFile, packTernary, allocAligned.
+// Everything here is glue; the math lives in native/kernels and native/model.
 #include <napi.h>
 
 #include <stdexcept>
 
 #include "addon_data.h"
 #include "isa.h"
+#include "mapped_file.h"
+#include "model.h"
 #include "runtime.h"
 #include "ternary_matrix.h"
 #include "thread_pool.h"
@@ -60,6 +63,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layout", layout);
   exports.Set("TernaryMatrix", TernaryMatrix::Define(env));
   exports.Set("Runtime", Runtime::Define(env));
+  exports.Set("NativeModel", NativeModel::Define(env));
+  exports.Set("NativeSession", NativeSession::Define(env));
+  exports.Set("mapFile", Napi::Function::New<MapFile>(env, "mapFile"));
   return exports;
 }
 

@@ -8,6 +8,7 @@ namespace bitnet_addon {
 struct AddonData {
   Napi::FunctionReference ternary_matrix;
   Napi::FunctionReference runtime;
+  Napi::FunctionReference native_model;
 };
 
 // This environment's data, created (empty) on first use.

@@ -80,6 +80,7 @@ class Session {
   // context: KV cache capacity in tokens (<= model.max_context()).
   Session(const Transformer& model, size_t context);
 
+  const Transformer& model() const { return model_; }
   size_t context() const { return context_; }
   size_t position() const { return pos_; }  // tokens already in the KV cache
   size_t kv_cache_bytes() const { return k_cache_.size() * 2 * sizeof(f16_t); }
