@@ -1,0 +1,411 @@
+// Kernel benchmark: memory read bandwidth, ternary GEMV (decode) on the 2B4T
+// shapes, the LM head (f16 and int8), and ternary GEMM (prefill), per runnable
+// ISA, at 1 and 2 threads, all through ops.h. GEMV weights cycle over distinct
+// copies filling --weight-mib MiB so that every call streams from DRAM, as a
+// decode pass over 30 layers does. Prints a table, or JSON with --json.
+//
+//   bench_kernels [--json] [--weight-mib N] [--seconds S] [--threads T]
+//                 [--only gemv|lm_head|gemm] [--isa NAME]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "isa.h"
+#include "ops.h"
+#include "thread_pool.h"
+
+using namespace bitnet;
+
+namespace {
+
+struct Options {
+  bool json = false;
+  size_t weight_mib = 1024;
+  double seconds = 0.25;  // minimum measured time per row
+  size_t max_threads = 2;
+  std::string only;  // run one section (empty: all)
+  std::string isa;   // run one ISA (empty: every runnable one)
+  bool runs(const char* section) const { return only.empty() || only == section; }
+};
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Runs fn(i) for i = 0, 1, ... (the first call untimed) in kWindows windows of
+// at least seconds / kWindows each; returns seconds per call of the fastest
+// window, so that other processes on a shared machine disturb it less.
+double time_calls(double seconds, const std::function<void(size_t)>& fn) {
+  constexpr int kWindows = 5;
+  fn(0);
+  size_t calls = 0;
+  double best = 1e30;
+  for (int w = 0; w < kWindows; ++w) {
+    const double start = now();
+    size_t n = 0;
+    double elapsed = 0;
+    do {
+      fn(++calls);
+      ++n;
+      elapsed = now() - start;
+    } while (elapsed < seconds / kWindows);
+    best = std::min(best, elapsed / static_cast<double>(n));
+  }
+  return best;
+}
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+template <class T>
+using Buffer = std::unique_ptr<T[], FreeDeleter>;
+template <class T>
+Buffer<T> alloc(size_t n) {
+  void* p = std::aligned_alloc(64, round_up(n * sizeof(T), 64));
+  if (!p) {
+    std::fprintf(stderr, "out of memory\n");
+    std::exit(1);
+  }
+  return Buffer<T>(static_cast<T*>(p));
+}
+
+uint64_t next_random(uint64_t& s) {  // xorshift64*
+  s ^= s >> 12;
+  s ^= s << 25;
+  s ^= s >> 27;
+  return s * 0x2545F4914F6CDD1DULL;
+}
+
+// Random valid planes (never both bits set); the benchmark shapes have no padding.
+void fill_planes(uint8_t* p, size_t bytes, uint64_t seed) {
+  for (size_t blk = 0; blk < bytes; blk += kGroupBytes) {
+    for (size_t i = 0; i < kPlaneBytes; i += 8) {
+      const uint64_t plus = next_random(seed), minus = next_random(seed) & ~plus;
+      std::memcpy(p + blk + i, &plus, 8);
+      std::memcpy(p + blk + kPlaneBytes + i, &minus, 8);
+    }
+  }
+}
+
+void fill_random(uint8_t* p, size_t bytes, uint64_t seed) {
+  for (size_t i = 0; i + 8 <= bytes; i += 8) {
+    const uint64_t v = next_random(seed);
+    std::memcpy(p + i, &v, 8);
+  }
+}
+
+// ------------------------------------------------------------------ results
+
+struct Row {
+  std::string section, isa, shape;
+  size_t threads;
+  double seconds_per_call;
+  double bytes_per_call;  // weight bytes (or buffer bytes) read per call
+  double macs_per_call;   // multiply-accumulates per call
+  // Measured right before the row with the same threads: read bandwidth of the
+  // same buffer (GB/s) for GEMV/LM head rows, vpdpbusd peak (GMAC/s) for GEMM.
+  double reference;
+  double gbps() const { return bytes_per_call / seconds_per_call / 1e9; }
+  double gmacs() const { return macs_per_call / seconds_per_call / 1e9; }
+};
+
+struct Report {
+  Options opt;
+  double ghz = 0;                   // measured core clock
+  std::vector<Row> rows;
+};
+
+// ------------------------------------------------------------------ machine
+
+// A chain of dependent adds retires one per cycle: their rate is the clock.
+// Short calls, fastest one kept: a call that was not preempted shows the clock.
+double measure_ghz() {
+  constexpr uint64_t kAdds = 1000000;
+  double best = 1e30;
+  for (int call = 0; call < 200; ++call) {
+    uint64_t x = 0;
+    const double t0 = now();
+    for (uint64_t i = 0; i < kAdds; i += 4) {
+#if defined(__x86_64__)
+      __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x));
+#elif defined(__aarch64__)
+      __asm__ volatile("add %0, %0, #1\n\tadd %0, %0, #1\n\tadd %0, %0, #1\n\tadd %0, %0, #1" : "+r"(x));
+#else
+      x += 4;
+#endif
+    }
+    best = std::min(best, now() - t0);
+  }
+  return static_cast<double>(kAdds) / best / 1e9;
+}
+
+// Sums n words (n a multiple of 8) with 16-byte loads where the baseline ISA
+// has them, prefetching ahead like the GEMV kernels do, so that the reference
+// is the best streaming read one core achieves rather than what the hardware
+// prefetcher alone sustains.
+uint64_t sum_words(const uint64_t* w, size_t n) {
+#if defined(__SSE2__)
+  constexpr size_t kAheadWords = 2048;  // 16 KB
+  const __m128i* v = reinterpret_cast<const __m128i*>(w);
+  __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i < n; i += 8, v += 4) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + std::min(i + kAheadWords, n - 8)), _MM_HINT_T0);
+    a0 = _mm_add_epi64(a0, _mm_load_si128(v));
+    a1 = _mm_add_epi64(a1, _mm_load_si128(v + 1));
+    a2 = _mm_add_epi64(a2, _mm_load_si128(v + 2));
+    a3 = _mm_add_epi64(a3, _mm_load_si128(v + 3));
+  }
+  const __m128i s = _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3));
+  return static_cast<uint64_t>(_mm_cvtsi128_si64(s)) +
+         static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s)));
+#else
+  uint64_t a[8] = {};
+  for (size_t i = 0; i < n; i += 8)
+    for (int j = 0; j < 8; ++j) a[j] += w[i + j];
+  return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+#endif
+}
+
+// Streaming read of a buffer far larger than the last-level cache.
+double measure_bandwidth(ThreadPool& pool, const uint8_t* buf, size_t bytes, double seconds) {
+  const size_t n = bytes / sizeof(uint64_t);
+  const uint64_t* words = reinterpret_cast<const uint64_t*>(buf);
+  std::vector<uint64_t> sinks(pool.size() * 8);
+  const double t = time_calls(seconds, [&](size_t) {
+    pool.parallel_for(pool.size(), [&](size_t b, size_t e) {
+      for (size_t part = b; part < e; ++part) {
+        const size_t lo = n * part / pool.size() / 8 * 8, hi = n * (part + 1) / pool.size() / 8 * 8;
+        sinks[part * 8] = sum_words(words + lo, hi - lo);
+      }
+    });
+  });
+  return static_cast<double>(bytes) / t / 1e9;
+}
+
+#if defined(__x86_64__)
+constexpr int kVnniAcc = 12;          // independent accumulators: cover vpdpbusd latency
+constexpr int64_t kVnniIters = 1000000;
+
+// kVnniIters x kVnniAcc vpdpbusd zmm; the asm barrier keeps the operands opaque.
+__attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) int vnni_loop(int seed) {
+  __m512i acc[kVnniAcc];
+  for (int j = 0; j < kVnniAcc; ++j) acc[j] = _mm512_set1_epi32(j + seed);
+  __m512i a = _mm512_set1_epi32(0x01020304 + seed), b = _mm512_set1_epi32(0x05060708);
+  for (int64_t i = 0; i < kVnniIters; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < kVnniAcc; ++j) acc[j] = _mm512_dpbusd_epi32(acc[j], a, b);
+    __asm__ volatile("" : "+v"(a), "+v"(b));
+  }
+  __m512i sum = acc[0];
+  for (int j = 1; j < kVnniAcc; ++j) sum = _mm512_add_epi32(sum, acc[j]);
+  return _mm512_reduce_add_epi32(sum);
+}
+
+// vpdpbusd zmm throughput of every thread of the pool at once, in int8 GMAC/s.
+double vnni_peak_gmacs(ThreadPool& pool, double seconds) {
+  std::vector<int> sinks(pool.size());
+  const double t = time_calls(seconds, [&](size_t i) {
+    pool.parallel_for(pool.size(), [&](size_t b, size_t e) {
+      for (size_t part = b; part < e; ++part) sinks[part] += vnni_loop(static_cast<int>(i + part));
+    });
+  });
+  return static_cast<double>(kVnniIters) * kVnniAcc * 64 * pool.size() / t / 1e9;
+}
+#endif
+
+// The peak a GEMM row is compared with: vpdpbusd zmm where this CPU has it, else 0.
+double gemm_reference(ThreadPool& pool, double seconds) {
+#if defined(__x86_64__)
+  const auto isas = runnable_isas();
+  if (std::find(isas.begin(), isas.end(), "avx512") != isas.end()) return vnni_peak_gmacs(pool, seconds);
+#endif
+  (void)pool, (void)seconds;
+  return 0;
+}
+
+// ------------------------------------------------------------------ sections
+
+struct Shape {
+  size_t rows, cols;
+};
+const Shape kGemvShapes[] = {{2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912}};
+const Shape kLmHead = {128256, 2560};
+const Shape kGemmShapes[] = {{2560, 2560}, {6912, 2560}};
+const size_t kGemmTokens[] = {128, 512};
+
+std::string shape_name(const Shape& s) { return std::to_string(s.rows) + "x" + std::to_string(s.cols); }
+
+// Times one op at 1..max_threads threads per ISA, each row right after its
+// reference measurement with the same pool. op(runtime, call index).
+void bench_op(Report& rep, const std::vector<std::string>& isas, const std::string& section, const Shape& s,
+              double bytes, double macs, const std::function<double(ThreadPool&)>& reference,
+              const std::function<void(const Runtime&, size_t)>& op) {
+  for (const auto& isa : isas) {
+    for (size_t threads = 1; threads <= rep.opt.max_threads; ++threads) {
+      ThreadPool pool(threads);
+      const Runtime rt{&kernels_for(isa), &pool};
+      const double ref = reference(pool);
+      const double t = time_calls(rep.opt.seconds, [&](size_t i) { op(rt, i); });
+      rep.rows.push_back({section, isa, shape_name(s), threads, t, bytes, macs, ref});
+    }
+  }
+}
+
+void bench_gemv(Report& rep, const std::vector<std::string>& isas, uint8_t* weights, size_t weight_bytes) {
+  for (const Shape& s : kGemvShapes) {
+    const size_t bytes = packed_bytes(s.rows, s.cols), padded = round_up(s.cols, kChunkCols);
+    const size_t copies = weight_bytes / bytes;
+    fill_planes(weights, copies * bytes, s.rows * 31 + s.cols);
+    auto q = alloc<int8_t>(padded);
+    fill_random(reinterpret_cast<uint8_t*>(q.get()), padded, 7);
+    std::vector<float> y(s.rows);
+    AlignedBuffer tables;
+    bench_op(rep, isas, "gemv", s, static_cast<double>(bytes), static_cast<double>(s.rows) * s.cols,
+             [&](ThreadPool& pool) { return measure_bandwidth(pool, weights, copies * bytes, rep.opt.seconds); },
+             [&](const Runtime& rt, size_t i) {
+               const TernaryTarget target{TernaryView{weights + (i % copies) * bytes, s.rows, s.cols}, 1.f,
+                                          y.data(), 0};
+               ternary_gemv(rt, q.get(), &target, 1, tables);
+             });
+  }
+}
+
+void bench_lm_head(Report& rep, const std::vector<std::string>& isas) {
+  const Shape s = kLmHead;
+  const double macs = static_cast<double>(s.rows) * s.cols;
+  std::vector<float> x(s.cols), y(s.rows), row_scale(s.rows, 1.f);
+  for (size_t i = 0; i < s.cols; ++i) x[i] = static_cast<float>(i % 17) * 0.01f;
+  {
+    const size_t n = s.rows * s.cols;
+    auto w = alloc<f16_t>(n);
+    for (size_t i = 0; i < n; ++i) w[i] = static_cast<f16_t>(0x3000 + (i * 7919) % 0x800);
+    const uint8_t* bytes = reinterpret_cast<const uint8_t*>(w.get());
+    bench_op(rep, isas, "lm_head_f16", s, 2.0 * n, macs,
+             [&](ThreadPool& pool) { return measure_bandwidth(pool, bytes, 2 * n, rep.opt.seconds); },
+             [&](const Runtime& rt, size_t) { matvec_f16(rt, w.get(), s.rows, s.cols, x.data(), y.data()); });
+  }
+  const size_t cols_padded = round_up(s.cols, 64), n = s.rows * cols_padded;
+  auto w8 = alloc<int8_t>(n);
+  fill_random(reinterpret_cast<uint8_t*>(w8.get()), n, 3);
+  auto q = alloc<int8_t>(cols_padded);
+  fill_random(reinterpret_cast<uint8_t*>(q.get()), cols_padded, 5);
+  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(w8.get());
+  bench_op(rep, isas, "lm_head_i8", s, static_cast<double>(n), macs,
+           [&](ThreadPool& pool) { return measure_bandwidth(pool, bytes, n, rep.opt.seconds); },
+           [&](const Runtime& rt, size_t) {
+             matvec_i8(rt, w8.get(), s.rows, cols_padded, q.get(), row_scale.data(), 1.f, y.data());
+           });
+}
+
+void bench_gemm(Report& rep, std::vector<std::string> isas) {
+  isas.erase(std::remove(isas.begin(), isas.end(), "scalar"), isas.end());  // seconds per call
+  for (const Shape& s : kGemmShapes) {
+    const size_t bytes = packed_bytes(s.rows, s.cols), padded = round_up(s.cols, kChunkCols);
+    auto w = alloc<uint8_t>(bytes);
+    fill_planes(w.get(), bytes, 11);
+    const TernaryView view{w.get(), s.rows, s.cols};
+    for (size_t m : kGemmTokens) {
+      auto q = alloc<int8_t>(m * padded);
+      fill_random(reinterpret_cast<uint8_t*>(q.get()), m * padded, 13);
+      std::vector<float> act_scale(m, 1.f), y(m * s.rows);
+      AlignedBuffer scratch;
+      const TernaryTarget target{view, 1.f, y.data(), s.rows};
+      bench_op(rep, isas, "gemm_m" + std::to_string(m), s, static_cast<double>(bytes),
+               static_cast<double>(m) * s.rows * s.cols,
+               [&](ThreadPool& pool) { return gemm_reference(pool, rep.opt.seconds / 2); },
+               [&](const Runtime& rt, size_t) {
+                 ternary_gemm(rt, q.get(), padded, m, act_scale.data(), &target, 1, scratch);
+               });
+    }
+  }
+}
+
+// ------------------------------------------------------------------ output
+
+bool is_gemm(const Row& r) { return r.section.rfind("gemm", 0) == 0; }
+double fraction(const Row& r) { return r.reference > 0 ? (is_gemm(r) ? r.gmacs() : r.gbps()) / r.reference : 0; }
+double weights_per_cycle(const Report& rep, const Row& r) {
+  return r.macs_per_call / r.seconds_per_call / 1e9 / rep.ghz / static_cast<double>(r.threads);
+}
+
+void print_table(const Report& rep) {
+  std::printf("cpu: %s\nclock: %.2f GHz (dependent-add chain)\n", cpu_features().c_str(), rep.ghz);
+  std::printf("fraction: of the read bandwidth of the same buffer (GEMV, LM head) or of the vpdpbusd zmm\n"
+              "peak (GEMM), each measured right before its row with the same threads (ref column)\n");
+  std::printf("\n%-12s %-7s %-12s %3s %10s %8s %9s %8s %8s %10s\n", "section", "isa", "shape", "thr", "us/call",
+              "GB/s", "GMAC/s", "ref", "frac", "w/cyc/core");
+  for (const Row& r : rep.rows) {
+    std::printf("%-12s %-7s %-12s %3zu %10.1f %8.2f %9.2f %8.1f %7.1f%% %10.2f\n", r.section.c_str(),
+                r.isa.c_str(), r.shape.c_str(), r.threads, r.seconds_per_call * 1e6, r.gbps(), r.gmacs(),
+                r.reference, 100 * fraction(r), weights_per_cycle(rep, r));
+  }
+}
+
+void print_json(const Report& rep) {
+  std::printf("{\n  \"cpu\": \"%s\",\n  \"ghz\": %.3f,\n  \"results\": [\n", cpu_features().c_str(), rep.ghz);
+  for (size_t i = 0; i < rep.rows.size(); ++i) {
+    const Row& r = rep.rows[i];
+    std::printf("    {\"section\": \"%s\", \"isa\": \"%s\", \"shape\": \"%s\", \"threads\": %zu, "
+                "\"us_per_call\": %.2f, \"gbps\": %.3f, \"gmacs\": %.3f, \"reference\": %.3f, "
+                "\"fraction\": %.4f, \"weights_per_cycle_per_core\": %.3f}%s\n",
+                r.section.c_str(), r.isa.c_str(), r.shape.c_str(), r.threads, r.seconds_per_call * 1e6,
+                r.gbps(), r.gmacs(), r.reference, fraction(r), weights_per_cycle(rep, r),
+                i + 1 < rep.rows.size() ? "," : "");
+  }
+  std::printf("  ]\n}\n");
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (a == "--json") o.json = true;
+    else if (a == "--weight-mib" && has_value) o.weight_mib = std::strtoul(argv[++i], nullptr, 10);
+    else if (a == "--seconds" && has_value) o.seconds = std::strtod(argv[++i], nullptr);
+    else if (a == "--threads" && has_value) o.max_threads = std::max(1ul, std::strtoul(argv[++i], nullptr, 10));
+    else if (a == "--only" && has_value && (std::string(argv[i + 1]) == "gemv" ||
+                                            std::string(argv[i + 1]) == "lm_head" ||
+                                            std::string(argv[i + 1]) == "gemm"))
+      o.only = argv[++i];
+    else if (a == "--isa" && has_value) o.isa = argv[++i];
+    else {
+      std::fprintf(stderr,
+                   "usage: bench_kernels [--json] [--weight-mib N] [--seconds S] [--threads T] "
+                   "[--only gemv|lm_head|gemm] [--isa NAME]\n");
+      std::exit(2);
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Report rep;
+  rep.opt = parse(argc, argv);
+  std::vector<std::string> isas = runnable_isas();
+  if (!rep.opt.isa.empty()) isas = {kernels_for(rep.opt.isa).isa_name};
+  rep.ghz = measure_ghz();
+  if (rep.opt.runs("gemv")) {
+    size_t weight_bytes = rep.opt.weight_mib << 20;
+    for (const Shape& s : kGemvShapes) weight_bytes = std::max(weight_bytes, packed_bytes(s.rows, s.cols));
+    auto weights = alloc<uint8_t>(weight_bytes);
+    bench_gemv(rep, isas, weights.get(), weight_bytes);
+  }
+  if (rep.opt.runs("lm_head")) bench_lm_head(rep, isas);
+  if (rep.opt.runs("gemm")) bench_gemm(rep, isas);
+  if (rep.opt.json) print_json(rep);
+  else print_table(rep);
+  return 0;
+}

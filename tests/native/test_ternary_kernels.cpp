@@ -1,0 +1,234 @@
+// Every runnable SIMD table's ternary GEMV/GEMM against the scalar table
+// (bit-identical floats), on split ranges and edge cases, and the threaded ops
+// in ops.h for several pool sizes.
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "kernel_table.h"
+#include "ops.h"
+#include "ternary_format.h"
+
+using namespace bitnet;
+
+namespace {
+
+// Weights in kWeightAlign-aligned storage, as a model file mapping provides.
+struct Matrix {
+  std::unique_ptr<uint8_t, decltype(&std::free)> bytes{nullptr, &std::free};
+  TernaryView view;
+};
+
+Matrix pack(const std::vector<int8_t>& w, size_t rows, size_t cols) {
+  Matrix m;
+  const size_t n = packed_bytes(rows, cols);
+  m.bytes.reset(static_cast<uint8_t*>(std::aligned_alloc(kWeightAlign, round_up(n, kWeightAlign))));
+  const bool ok = pack_ternary(w.data(), rows, cols, m.bytes.get());
+  CHECK(ok);
+  m.view = TernaryView{m.bytes.get(), rows, cols};
+  return m;
+}
+
+enum class Fill { kRandom, kPlus, kMinus, kZeroRows };
+
+std::vector<int8_t> make_weights(size_t rows, size_t cols, Fill fill, std::mt19937& rng) {
+  std::vector<int8_t> w(rows * cols);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < cols; ++c) {
+      int8_t v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
+      if (fill == Fill::kPlus) v = 1;
+      if (fill == Fill::kMinus) v = -1;
+      if (fill == Fill::kZeroRows && r % 3 == 1) v = 0;
+      w[r * cols + c] = v;
+    }
+  }
+  return w;
+}
+
+enum class Act { kRandom, kMin, kMax, kZero, kExtremes };
+
+// m rows of `stride` int8, zero beyond cols (the contract's padding).
+std::vector<int8_t> make_activations(size_t m, size_t cols, size_t stride, Act act, std::mt19937& rng) {
+  std::vector<int8_t> q(m * stride, 0);
+  for (size_t i = 0; i < m; ++i) {
+    for (size_t c = 0; c < cols; ++c) {
+      int v = static_cast<int>(rng() % 256) - 128;
+      if (act == Act::kMin) v = -128;
+      if (act == Act::kMax) v = 127;
+      if (act == Act::kZero) v = 0;
+      if (act == Act::kExtremes) v = rng() % 2 ? -128 : 127;
+      q[i * stride + c] = static_cast<int8_t>(v);
+    }
+  }
+  return q;
+}
+
+struct Tables {
+  std::unique_ptr<uint8_t, decltype(&std::free)> bytes{nullptr, &std::free};
+  Tables(const KernelTable& k, size_t chunks)
+      : bytes(static_cast<uint8_t*>(std::aligned_alloc(64, round_up(chunks * k.ternary_table_bytes_per_chunk, 64))),
+              &std::free) {}
+};
+
+// GEMV through one table: prepare split at chunk `cs`, tiles split at tile `ts`.
+std::vector<float> gemv(const KernelTable& k, const TernaryView& w, const int8_t* q, float scale,
+                        size_t cs, size_t ts) {
+  Tables t(k, w.chunks());
+  k.ternary_gemv_prepare(q, 0, cs, t.bytes.get());
+  k.ternary_gemv_prepare(q, cs, w.chunks(), t.bytes.get());
+  std::vector<float> y(w.rows + 1, -7.f);  // one extra float must stay untouched
+  k.ternary_gemv_tiles(w, t.bytes.get(), scale, y.data(), 0, ts);
+  k.ternary_gemv_tiles(w, t.bytes.get(), scale, y.data(), ts, w.row_tiles());
+  return y;
+}
+
+std::vector<float> gemm(const KernelTable& k, const TernaryView& w, const std::vector<int8_t>& q,
+                        size_t q_stride, size_t m, size_t y_stride, size_t ts) {
+  std::vector<float> scales(m);
+  for (size_t i = 0; i < m; ++i) scales[i] = 0.001f * static_cast<float>(i + 1);
+  std::vector<float> y(m * y_stride, -7.f);
+  k.ternary_gemm_tiles(w, q.data(), q_stride, m, scales.data(), y.data(), y_stride, 0, ts);
+  k.ternary_gemm_tiles(w, q.data(), q_stride, m, scales.data(), y.data(), y_stride, ts, w.row_tiles());
+  return y;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Exact int32 dot of one row, independent of every kernel table.
+int32_t dot(const std::vector<int8_t>& w, size_t cols, size_t row, const int8_t* q) {
+  int32_t s = 0;
+  for (size_t c = 0; c < cols; ++c) s += w[row * cols + c] * q[c];
+  return s;
+}
+
+void check_gemv_shape(size_t rows, size_t cols, Fill fill, Act act, std::mt19937& rng) {
+  const auto wv = make_weights(rows, cols, fill, rng);
+  const Matrix w = pack(wv, rows, cols);
+  const auto q = make_activations(1, cols, w.view.padded_cols(), act, rng);
+  const float scale = 0.37f;
+  const auto ref = gemv(scalar_kernels(), w.view, q.data(), scale, w.view.chunks(), w.view.row_tiles());
+  for (size_t r = 0; r < rows; r += 1 + rows / 17)
+    CHECK_EQ(ref[r], static_cast<float>(dot(wv, cols, r, q.data())) * scale);
+  for (const KernelTable* k : check::simd_tables()) {
+    const size_t cs = w.view.chunks() / 2, ts = (w.view.row_tiles() + 1) / 3;
+    const auto y = gemv(*k, w.view, q.data(), scale, cs, ts);
+    if (!same_bits(y, ref))
+      check::fail(__FILE__, __LINE__, std::string(k->isa_name) + " gemv differs at " +
+                                          std::to_string(rows) + "x" + std::to_string(cols));
+  }
+}
+
+void check_gemm_shape(size_t rows, size_t cols, size_t m, Fill fill, Act act, std::mt19937& rng) {
+  const auto wv = make_weights(rows, cols, fill, rng);
+  const Matrix w = pack(wv, rows, cols);
+  const size_t q_stride = w.view.padded_cols() + 3, y_stride = rows + 5;  // unaligned token rows
+  const auto q = make_activations(m, cols, q_stride, act, rng);
+  const auto ref = gemm(scalar_kernels(), w.view, q, q_stride, m, y_stride, w.view.row_tiles());
+  for (const KernelTable* k : check::simd_tables()) {
+    const auto y = gemm(*k, w.view, q, q_stride, m, y_stride, w.view.row_tiles() / 2);
+    if (!same_bits(y, ref))
+      check::fail(__FILE__, __LINE__, std::string(k->isa_name) + " gemm differs at " +
+                                          std::to_string(rows) + "x" + std::to_string(cols) +
+                                          " m=" + std::to_string(m));
+  }
+}
+
+}  // namespace
+
+TEST_CASE(gemv_matches_scalar_on_ragged_shapes) {
+  std::mt19937 rng(11);
+  const size_t shapes[][2] = {{1, 1},    {3, 7},    {64, 128}, {65, 129},
+                              {63, 255}, {130, 300}, {200, 1000}, {257, 385}};
+  for (const auto& s : shapes) check_gemv_shape(s[0], s[1], Fill::kRandom, Act::kRandom, rng);
+}
+
+TEST_CASE(gemv_matches_scalar_at_activation_extremes) {
+  std::mt19937 rng(12);
+  const Fill fills[] = {Fill::kPlus, Fill::kMinus, Fill::kZeroRows, Fill::kRandom};
+  const Act acts[] = {Act::kMin, Act::kMax, Act::kZero, Act::kExtremes};
+  for (Fill f : fills)
+    for (Act a : acts) check_gemv_shape(130, 640, f, a, rng);
+}
+
+TEST_CASE(gemv_matches_scalar_on_2b4t_shapes) {
+  std::mt19937 rng(13);
+  const size_t shapes[][2] = {{2560, 2560}, {640, 2560}, {6912, 2560}, {2560, 6912}};
+  for (const auto& s : shapes) check_gemv_shape(s[0], s[1], Fill::kRandom, Act::kRandom, rng);
+  check_gemv_shape(2560, 6912, Fill::kMinus, Act::kMin, rng);  // largest |sum|: 128 * 6912
+}
+
+TEST_CASE(gemm_matches_scalar_on_ragged_shapes_and_token_counts) {
+  std::mt19937 rng(21);
+  const size_t shapes[][2] = {{1, 1}, {65, 129}, {130, 300}, {257, 385}};
+  const size_t ms[] = {1, 2, 5, 6, 7, 13};
+  for (const auto& s : shapes)
+    for (size_t m : ms) check_gemm_shape(s[0], s[1], m, Fill::kRandom, Act::kRandom, rng);
+  check_gemm_shape(200, 1000, 130, Fill::kRandom, Act::kRandom, rng);
+}
+
+TEST_CASE(gemm_matches_scalar_at_activation_extremes) {
+  std::mt19937 rng(22);
+  const Fill fills[] = {Fill::kPlus, Fill::kMinus, Fill::kZeroRows};
+  const Act acts[] = {Act::kMin, Act::kMax, Act::kExtremes};
+  for (Fill f : fills)
+    for (Act a : acts) check_gemm_shape(70, 300, 7, f, a, rng);
+}
+
+TEST_CASE(gemm_matches_scalar_on_a_2b4t_shape) {
+  std::mt19937 rng(23);
+  check_gemm_shape(640, 2560, 9, Fill::kRandom, Act::kRandom, rng);
+  check_gemm_shape(130, 6912, 3, Fill::kMinus, Act::kMin, rng);
+}
+
+TEST_CASE(ops_results_do_not_depend_on_thread_count) {
+  std::mt19937 rng(31);
+  const size_t cols = 700, m = 11;
+  const size_t rows[] = {300, 70, 70};  // q/k/v-like targets sharing one input
+  std::vector<Matrix> mats;
+  for (size_t r : rows) mats.push_back(pack(make_weights(r, cols, Fill::kRandom, rng), r, cols));
+  const size_t padded = mats[0].view.padded_cols();
+  const auto q = make_activations(m, cols, padded, Act::kRandom, rng);
+  std::vector<float> act_scale(m);
+  for (size_t i = 0; i < m; ++i) act_scale[i] = 10.f + static_cast<float>(i);
+
+  std::vector<const KernelTable*> tables = check::simd_tables();
+  tables.push_back(&scalar_kernels());
+  std::vector<float> gemv_ref, gemm_ref;
+  for (const KernelTable* k : tables) {
+    for (size_t threads : {1, 2, 3, 8}) {
+      ThreadPool pool(threads);
+      const Runtime rt{k, &pool};
+      AlignedBuffer scratch;
+      std::vector<float> gemv_out, gemm_out;
+      std::vector<std::vector<float>> ys(mats.size());
+      std::vector<TernaryTarget> targets;
+      for (size_t i = 0; i < mats.size(); ++i) {
+        ys[i].assign(mats[i].view.rows, 0.f);
+        targets.push_back({mats[i].view, 0.5f + static_cast<float>(i), ys[i].data(), 0});
+      }
+      ternary_gemv(rt, q.data(), targets.data(), targets.size(), scratch);
+      for (const auto& y : ys) gemv_out.insert(gemv_out.end(), y.begin(), y.end());
+      for (size_t i = 0; i < mats.size(); ++i) {
+        ys[i].assign(m * mats[i].view.rows, 0.f);
+        targets[i].y = ys[i].data();
+        targets[i].y_stride = mats[i].view.rows;
+      }
+      ternary_gemm(rt, q.data(), padded, m, act_scale.data(), targets.data(), targets.size(), scratch);
+      for (const auto& y : ys) gemm_out.insert(gemm_out.end(), y.begin(), y.end());
+      if (gemv_ref.empty()) {
+        gemv_ref = gemv_out;
+        gemm_ref = gemm_out;
+      }
+      if (!same_bits(gemv_out, gemv_ref) || !same_bits(gemm_out, gemm_ref))
+        check::fail(__FILE__, __LINE__, std::string(k->isa_name) + " with " + std::to_string(threads) +
+                                            " threads differs");
+    }
+  }
+}
+
+TEST_MAIN
