@@ -1,0 +1,248 @@
+/**
+ * The project's own model file: bit-plane ternary weights ready to mmap, plus everything needed
+ * to run the model (config, tokenizer, chat template) in one file.
+ *
+ * Layout (all integers little-endian):
+ *
+ *   [0, 64)        fixed prefix: magic "BNPLANE\0", u32 version, u32 flags (0),
+ *                  u64 index offset, u64 index length, u32 CRC-32 of the index, zero padding
+ *   [64, index)    tensor data; every tensor starts on a 64-byte boundary (cache line, and the
+ *                  alignment native/kernels/ternary_format.h requires of plane data)
+ *   [index, EOF)   UTF-8 JSON index: format version, ModelConfig, chat template, and one
+ *                  entry per tensor {name, kind, shape, scale?, offset, byteLength, crc32}
+ *
+ * The index sits at the end so the writer can stream tensors and record their checksums as it
+ * goes, then patch the prefix; the file is written to a temporary sibling and renamed, so a
+ * reader never sees a partial file. Ternary tensors hold the planes exactly as the native
+ * pack_ternary writes them: packedBytes(rows, cols) bytes; β lives in the index.
+ */
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as zlib from 'zlib';
+import { ModelConfig, ModelConfigError, modelTensors, validateConfig } from '../model/architecture';
+import { ModelFileError } from './errors';
+import { readExactly, TensorBytes, writeAll } from './file-io';
+
+/** File magic (8 bytes). */
+export const BITPLANE_MAGIC = 'BNPLANE\0';
+/** Current format version; readers refuse other versions. */
+export const BITPLANE_VERSION = 1;
+/** Alignment of every tensor's first byte, and size of the fixed prefix. */
+export const BITPLANE_ALIGNMENT = 64;
+/** Largest index accepted (the 2B4T index is a few tens of KB). */
+export const MAX_BITPLANE_INDEX_BYTES = 64 * 1024 * 1024;
+
+// Mirrors kRowTile / kChunkCols of native/kernels/ternary_format.h.
+const ROW_TILE = 64;
+const CHUNK_COLS = 128;
+
+/** Bytes of a packed bit-plane matrix (native packed_bytes()). */
+export function packedPlaneBytes(rows: number, cols: number): number {
+  return (Math.ceil(rows / ROW_TILE) * ROW_TILE * Math.ceil(cols / CHUNK_COLS) * CHUNK_COLS) / 4;
+}
+
+/** What a tensor entry holds. */
+export type BitplaneTensorKind = 'ternary-planes' | 'f32' | 'f16' | 'blob';
+
+/** One tensor as recorded in the index. Offsets are absolute file offsets. */
+export interface BitplaneTensorEntry {
+  name: string;
+  kind: BitplaneTensorKind;
+  /** Logical shape ([rows, cols] for ternary; [] for blobs). */
+  shape: number[];
+  /** β for ternary tensors. */
+  scale?: number;
+  offset: number;
+  byteLength: number;
+  crc32: number;
+}
+
+/** Model-level content of the file. */
+export interface BitplaneModelInfo {
+  config: ModelConfig;
+  /** Jinja chat template, or null when the model has none. */
+  chatTemplate: string | null;
+}
+
+/** A validated file header. */
+export interface BitplaneHeader extends BitplaneModelInfo {
+  path: string;
+  version: number;
+  tensors: BitplaneTensorEntry[];
+}
+
+/** A tensor to write; `bytes` is called once, in order, and may return chunks. */
+export interface BitplaneTensorInput {
+  name: string;
+  kind: BitplaneTensorKind;
+  shape: number[];
+  scale?: number;
+  bytes: () => TensorBytes;
+}
+
+/** Name of the blob entry holding tokenizer.json. */
+export const TOKENIZER_BLOB = 'tokenizer.json';
+
+function expectedBytes(kind: BitplaneTensorKind, shape: number[]): number | null {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (kind === 'ternary-planes') return shape.length === 2 ? packedPlaneBytes(shape[0], shape[1]) : -1;
+  if (kind === 'f32') return count * 4;
+  if (kind === 'f16') return count * 2;
+  return null;
+}
+
+function alignUp(n: number): number {
+  return Math.ceil(n / BITPLANE_ALIGNMENT) * BITPLANE_ALIGNMENT;
+}
+
+/**
+ * Writes a bit-plane model file atomically (temporary sibling + rename). Ternary inputs must
+ * already be packed (native pack_ternary); their byte length is checked against the shape.
+ */
+export function writeBitplaneFile(target: string, info: BitplaneModelInfo, tensors: BitplaneTensorInput[]): void {
+  validateConfig(info.config, target);
+  const temp = `${target}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(temp, 'w');
+  try {
+    const entries: BitplaneTensorEntry[] = [];
+    let position = BITPLANE_ALIGNMENT;
+    writeAll(fd, new Uint8Array(BITPLANE_ALIGNMENT));
+    for (const t of tensors) {
+      if (t.kind === 'ternary-planes' && !(Number.isFinite(t.scale) && t.scale! >= 0)) throw new Error(`writeBitplaneFile: '${t.name}' needs a finite scale`);
+      const produced = t.bytes();
+      let length = 0;
+      let crc = 0;
+      for (const chunk of produced instanceof Uint8Array ? [produced] : produced) {
+        writeAll(fd, chunk);
+        crc = zlib.crc32(chunk, crc);
+        length += chunk.length;
+      }
+      const expected = expectedBytes(t.kind, t.shape);
+      if (expected !== null && length !== expected) throw new Error(`writeBitplaneFile: '${t.name}' is ${length} bytes, expected ${expected} for ${t.kind} [${t.shape}]`);
+      entries.push({ name: t.name, kind: t.kind, shape: t.shape, ...(t.scale === undefined ? {} : { scale: t.scale }), offset: position, byteLength: length, crc32: crc });
+      const padded = alignUp(position + length);
+      writeAll(fd, new Uint8Array(padded - position - length));
+      position = padded;
+    }
+    const index = Buffer.from(JSON.stringify({ format: 'bitnet-bitplane', version: BITPLANE_VERSION, config: info.config, chatTemplate: info.chatTemplate, tensors: entries }), 'utf8');
+    writeAll(fd, index);
+    const prefix = Buffer.alloc(BITPLANE_ALIGNMENT);
+    prefix.write(BITPLANE_MAGIC, 0, 'latin1');
+    prefix.writeUInt32LE(BITPLANE_VERSION, 8);
+    prefix.writeBigUInt64LE(BigInt(position), 16);
+    prefix.writeBigUInt64LE(BigInt(index.length), 24);
+    prefix.writeUInt32LE(zlib.crc32(index), 32);
+    fs.writeSync(fd, prefix, 0, prefix.length, 0);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(temp, target);
+  } catch (error) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // Already closed on the success path before the rename failed.
+    }
+    fs.rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Reads and validates the prefix and index of a bit-plane file: magic, version, index bounds
+ * and checksum, every tensor aligned, inside the data region, non-overlapping and sized for its
+ * kind and shape, and the tensor set matching what the config implies. Tensor bytes are not
+ * read; use verifyBitplaneChecksums for that.
+ */
+export function readBitplaneHeader(file: string): BitplaneHeader {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < BITPLANE_ALIGNMENT) throw new ModelFileError(file, null, `file is ${size} bytes, shorter than the ${BITPLANE_ALIGNMENT}-byte prefix`);
+    const prefix = Buffer.from(readExactly(fd, file, null, 0, BITPLANE_ALIGNMENT));
+    if (prefix.toString('latin1', 0, 8) !== BITPLANE_MAGIC) throw new ModelFileError(file, null, 'bad magic: not a bitnet-gen bit-plane model file');
+    const version = prefix.readUInt32LE(8);
+    if (version !== BITPLANE_VERSION) throw new ModelFileError(file, null, `unsupported bit-plane file version ${version} (this build reads ${BITPLANE_VERSION}); re-convert the model`);
+    const indexOffset = prefix.readBigUInt64LE(16);
+    const indexLength = prefix.readBigUInt64LE(24);
+    if (indexOffset < BigInt(BITPLANE_ALIGNMENT) || indexOffset % BigInt(BITPLANE_ALIGNMENT) !== 0n || indexOffset + indexLength !== BigInt(size)) {
+      throw new ModelFileError(file, null, `index [${indexOffset}, +${indexLength}) does not end the ${size}-byte file on an aligned offset (truncated or corrupt)`);
+    }
+    if (indexLength > BigInt(MAX_BITPLANE_INDEX_BYTES)) throw new ModelFileError(file, null, `index of ${indexLength} bytes exceeds the ${MAX_BITPLANE_INDEX_BYTES}-byte limit`);
+    const indexBytes = readExactly(fd, file, null, Number(indexOffset), Number(indexLength));
+    if (zlib.crc32(indexBytes) !== prefix.readUInt32LE(32)) throw new ModelFileError(file, null, 'index checksum mismatch (corrupt file)');
+    let index: Record<string, unknown>;
+    try {
+      index = JSON.parse(Buffer.from(indexBytes).toString('utf8'));
+    } catch (error) {
+      throw new ModelFileError(file, null, `index is not valid JSON (${(error as Error).message})`);
+    }
+    const config = index.config as ModelConfig;
+    try {
+      validateConfig(config, file);
+    } catch (error) {
+      if (error instanceof ModelConfigError || error instanceof TypeError) throw new ModelFileError(file, null, `invalid config in index: ${(error as Error).message}`);
+      throw error;
+    }
+    const tensors = validateEntries(file, index.tensors, Number(indexOffset));
+    checkTensorSet(file, config, tensors);
+    const chatTemplate = typeof index.chatTemplate === 'string' ? index.chatTemplate : null;
+    return { path: file, version, config, chatTemplate, tensors };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+const KINDS = new Set<BitplaneTensorKind>(['ternary-planes', 'f32', 'f16', 'blob']);
+
+function validateEntries(file: string, raw: unknown, dataEnd: number): BitplaneTensorEntry[] {
+  if (!Array.isArray(raw)) throw new ModelFileError(file, null, "index has no 'tensors' list");
+  const entries = raw as BitplaneTensorEntry[];
+  const names = new Set<string>();
+  for (const e of entries) {
+    const name = typeof e?.name === 'string' ? e.name : '(unnamed)';
+    const problem = entryProblem(e, dataEnd);
+    if (problem) throw new ModelFileError(file, name, problem);
+    if (names.has(name)) throw new ModelFileError(file, name, 'duplicate tensor name');
+    names.add(name);
+  }
+  const ordered = [...entries].sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < ordered.length; i++) {
+    if (ordered[i].offset < ordered[i - 1].offset + ordered[i - 1].byteLength) throw new ModelFileError(file, ordered[i].name, `bytes overlap tensor '${ordered[i - 1].name}'`);
+  }
+  return entries;
+}
+
+function entryProblem(e: BitplaneTensorEntry, dataEnd: number): string | null {
+  if (!KINDS.has(e.kind)) return `unknown kind '${String(e.kind)}'`;
+  if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isSafeInteger(d) || d <= 0)) return `shape ${JSON.stringify(e.shape)} is not a list of positive integers`;
+  if (!Number.isSafeInteger(e.offset) || !Number.isSafeInteger(e.byteLength) || e.byteLength < 0) return 'offset/byteLength are not integers';
+  if (e.offset % BITPLANE_ALIGNMENT !== 0) return `offset ${e.offset} is not ${BITPLANE_ALIGNMENT}-byte aligned`;
+  if (e.offset < BITPLANE_ALIGNMENT || e.offset + e.byteLength > dataEnd) return `bytes [${e.offset}, ${e.offset + e.byteLength}) lie outside the data region [${BITPLANE_ALIGNMENT}, ${dataEnd})`;
+  const expected = expectedBytes(e.kind, e.shape);
+  if (expected !== null && expected !== e.byteLength) return `${e.kind} [${e.shape}] needs ${expected} bytes, index says ${e.byteLength}`;
+  if (e.kind === 'ternary-planes' && !(typeof e.scale === 'number' && Number.isFinite(e.scale) && e.scale >= 0)) return `scale ${String(e.scale)} is not a finite non-negative number`;
+  if (!Number.isInteger(e.crc32) || e.crc32 < 0 || e.crc32 > 0xffffffff) return 'crc32 is not a 32-bit unsigned integer';
+  return null;
+}
+
+function checkTensorSet(file: string, config: ModelConfig, entries: BitplaneTensorEntry[]): void {
+  const byName = new Map(entries.map((e) => [e.name, e]));
+  for (const spec of modelTensors(config)) {
+    const e = byName.get(spec.hfName);
+    if (!e) throw new ModelFileError(file, spec.hfName, 'tensor missing');
+    if (spec.kind === 'ternary' ? e.kind !== 'ternary-planes' : e.kind !== 'f32' && e.kind !== 'f16') throw new ModelFileError(file, spec.hfName, `kind ${e.kind} is not valid for a ${spec.kind} tensor`);
+    if (e.shape.length !== spec.shape.length || e.shape.some((d, i) => d !== spec.shape[i])) throw new ModelFileError(file, spec.hfName, `shape [${e.shape}] does not match [${spec.shape}] from the config`);
+  }
+}
+
+/** Reads every tensor and checks its CRC-32; throws a ModelFileError naming the first bad one. */
+export function verifyBitplaneChecksums(header: BitplaneHeader): void {
+  const fd = fs.openSync(header.path, 'r');
+  try {
+    for (const e of header.tensors) {
+      if (zlib.crc32(readExactly(fd, header.path, e.name, e.offset, e.byteLength)) !== e.crc32) throw new ModelFileError(header.path, e.name, 'checksum mismatch (corrupt file)');
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,38 @@
+/** Positional file I/O that never silently returns short data. */
+import * as fs from 'fs';
+import { ModelFileError } from './errors';
+
+/** Reads `length` bytes at `position`, failing with a named error on a short read. */
+export function readExactly(fd: number, file: string, tensor: string | null, position: number, length: number): Uint8Array {
+  const buffer = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, buffer, done, length - done, position + done);
+    if (n === 0) throw new ModelFileError(file, tensor, `file ends at byte ${position + done}, expected ${length} bytes from ${position}`);
+    done += n;
+  }
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, length);
+}
+
+/** Writes all of `bytes` at the current position (writeSync may write less than asked). */
+export function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+}
+
+/** Tensor bytes from a writer's producer: one buffer, or chunks written in order. */
+export type TensorBytes = Uint8Array | Iterable<Uint8Array>;
+
+/** Writes `bytes` (one buffer or chunks) and returns the number of bytes written. */
+export function writeTensorBytes(fd: number, bytes: TensorBytes): number {
+  if (bytes instanceof Uint8Array) {
+    writeAll(fd, bytes);
+    return bytes.length;
+  }
+  let length = 0;
+  for (const chunk of bytes) {
+    writeAll(fd, chunk);
+    length += chunk.length;
+  }
+  return length;
+}
