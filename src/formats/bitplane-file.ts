@@ -42,7 +42,7 @@ export function packedPlaneBytes(rows: number, cols: number): number {
 }
 
 /** What a tensor entry holds. */
-export type BitplaneTensorKind = 'ternary-planes' | 'f32' | 'f16' | 'blob';
+export type BitplaneTensorKind = 'ternary-planes' | 'f32' | 'f16' | 'i8' | 'blob';
 
 /** One tensor as recorded in the index. Offsets are absolute file offsets. */
 export interface BitplaneTensorEntry {
@@ -88,6 +88,7 @@ function expectedBytes(kind: BitplaneTensorKind, shape: number[]): number | null
   if (kind === 'ternary-planes') return shape.length === 2 ? packedPlaneBytes(shape[0], shape[1]) : -1;
   if (kind === 'f32') return count * 4;
   if (kind === 'f16') return count * 2;
+  if (kind === 'i8') return count;
   return null;
 }
 

@@ -1,0 +1,213 @@
+/**
+ * A loaded model: the bit-plane file mapped into memory, its tokenizer, the
+ * native forward pass over the mapped tensors, and the runtime (ISA, threads)
+ * it runs on. Loading is mmap + index parse: no tensor is read or copied.
+ */
+import * as fs from 'fs';
+import { native } from '../native';
+import type { NativeHeadSpec, NativeLayerSpec, NativeModel, NativeModelSpec } from '../native';
+import { Runtime, TernaryMatrix } from '../kernels';
+import type { RuntimeOptions } from '../kernels';
+import { BITPLANE_MAGIC, readBitplaneHeader, TOKENIZER_BLOB, verifyBitplaneChecksums } from '../formats/bitplane-file';
+import type { BitplaneHeader, BitplaneTensorEntry } from '../formats/bitplane-file';
+import { ModelFileError } from '../formats/errors';
+import { layerTensors } from '../model/architecture';
+import type { ModelConfig, TensorRole } from '../model/architecture';
+import { Tokenizer } from '../tokenizer';
+import type { HfTokenizerJson } from '../tokenizer';
+import type { RenderChatOptions } from '../chat';
+import { Session } from './session';
+import type { SessionHost } from './session';
+
+/** Names of the int8 LM head in a bit-plane file (the f16 head is the embedding or lm_head.weight). */
+export const INT8_HEAD = 'lm_head.int8';
+export const INT8_HEAD_SCALES = 'lm_head.row_scale';
+
+/** Options of {@link BitNetModel.load}. */
+export interface LoadOptions extends RuntimeOptions {
+  /** Largest context any session may use. Default: the model's trained context (maxPositions). */
+  maxContext?: number;
+  /** Check every tensor's CRC-32 before use (reads the whole file once). Default false. */
+  verify?: boolean;
+  /** How chats are rendered: the model's Jinja template, the 2B4T format, or auto. Default "auto". */
+  chatFormat?: RenderChatOptions['format'];
+}
+
+/** Options of {@link BitNetModel.createSession}. */
+export interface SessionOptions {
+  /** KV cache capacity in tokens. Default: min(4096, the model's maxContext). */
+  contextSize?: number;
+}
+
+function isBitplaneFile(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const magic = Buffer.alloc(BITPLANE_MAGIC.length);
+    return fs.readSync(fd, magic, 0, magic.length, 0) === magic.length && magic.toString('latin1') === BITPLANE_MAGIC;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Typed views over the mapped file, one per tensor entry, checked against the index. */
+class MappedTensors {
+  private readonly byName: Map<string, BitplaneTensorEntry>;
+
+  constructor(private readonly header: BitplaneHeader, private readonly buffer: ArrayBuffer) {
+    this.byName = new Map(header.tensors.map((e) => [e.name, e]));
+  }
+
+  entry(name: string): BitplaneTensorEntry {
+    const e = this.byName.get(name);
+    if (!e) throw new ModelFileError(this.header.path, name, 'tensor missing');
+    return e;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  f32(name: string): Float32Array {
+    const e = this.expectKind(name, 'f32');
+    return new Float32Array(this.buffer, e.offset, e.byteLength / 4);
+  }
+
+  f16(name: string): Uint16Array {
+    const e = this.expectKind(name, 'f16');
+    return new Uint16Array(this.buffer, e.offset, e.byteLength / 2);
+  }
+
+  i8(name: string): Int8Array {
+    const e = this.expectKind(name, 'i8');
+    return new Int8Array(this.buffer, e.offset, e.byteLength);
+  }
+
+  ternary(name: string): TernaryMatrix {
+    const e = this.expectKind(name, 'ternary-planes');
+    return new TernaryMatrix(new Uint8Array(this.buffer, e.offset, e.byteLength), e.shape[0], e.shape[1], e.scale ?? NaN);
+  }
+
+  blob(name: string): Buffer {
+    const e = this.expectKind(name, 'blob');
+    return Buffer.from(this.buffer, e.offset, e.byteLength);
+  }
+
+  private expectKind(name: string, kind: BitplaneTensorEntry['kind']): BitplaneTensorEntry {
+    const e = this.entry(name);
+    if (e.kind !== kind) throw new ModelFileError(this.header.path, name, `is stored as ${e.kind}, expected ${kind}`);
+    return e;
+  }
+}
+
+function nativeSpec(config: ModelConfig, t: MappedTensors, maxContext: number): NativeModelSpec {
+  const layers: NativeLayerSpec[] = [];
+  for (let l = 0; l < config.layers; l++) {
+    const byRole = new Map<TensorRole, string>(layerTensors(config, l).map((s) => [s.role, s.hfName]));
+    const name = (role: TensorRole) => byRole.get(role)!;
+    layers.push({
+      attnNorm: t.f32(name('attn_norm')),
+      q: t.ternary(name('q')),
+      k: t.ternary(name('k')),
+      v: t.ternary(name('v')),
+      o: t.ternary(name('o')),
+      attnSubNorm: config.subNorms ? t.f32(name('attn_sub_norm')) : undefined,
+      ffnNorm: t.f32(name('ffn_norm')),
+      gate: t.ternary(name('gate')),
+      up: t.ternary(name('up')),
+      down: t.ternary(name('down')),
+      ffnSubNorm: config.subNorms ? t.f32(name('ffn_sub_norm')) : undefined,
+    });
+  }
+  const embedding = t.f16('model.embed_tokens.weight');
+  let head: NativeHeadSpec;
+  if (t.has(INT8_HEAD)) {
+    const e = t.entry(INT8_HEAD);
+    head = { i8: t.i8(INT8_HEAD), rowScale: t.f32(INT8_HEAD_SCALES), cols: e.shape[1] };
+  } else {
+    head = { f16: config.tiedEmbeddings ? embedding : t.f16('lm_head.weight') };
+  }
+  return {
+    dims: {
+      hidden: config.hidden,
+      intermediate: config.intermediate,
+      layers: config.layers,
+      heads: config.heads,
+      kvHeads: config.kvHeads,
+      headDim: config.headDim,
+      vocab: config.vocab,
+      ropeTheta: config.ropeTheta,
+      rmsEps: config.rmsEps,
+      activation: config.activation,
+    },
+    maxContext,
+    embedding,
+    finalNorm: t.f32('model.norm.weight'),
+    layers,
+    head,
+  };
+}
+
+/**
+ * A BitNet b1.58 model ready to generate. Load once, then open one
+ * {@link Session} per conversation; sessions run concurrently.
+ */
+export class BitNetModel implements SessionHost {
+  readonly config: ModelConfig;
+  readonly tokenizer: Tokenizer;
+  readonly runtime: Runtime;
+  readonly nativeModel: NativeModel;
+  readonly chatFormat: RenderChatOptions['format'];
+  /** The bit-plane file the weights are mapped from. */
+  readonly path: string;
+  /** Format of the LM head: int8 with row scales, or f16. */
+  readonly lmHead: 'int8' | 'f16';
+  /** Bytes of weights read per decoded token (ternary planes + LM head). */
+  readonly weightBytesPerToken: number;
+
+  private constructor(header: BitplaneHeader, buffer: ArrayBuffer, options: LoadOptions) {
+    const tensors = new MappedTensors(header, buffer);
+    this.config = header.config;
+    this.path = header.path;
+    const maxContext = options.maxContext ?? header.config.maxPositions;
+    if (!Number.isInteger(maxContext) || maxContext < 1) throw new RangeError(`maxContext must be a positive integer, got ${maxContext}`);
+    const tokenizerJson = JSON.parse(tensors.blob(TOKENIZER_BLOB).toString('utf8')) as HfTokenizerJson;
+    this.tokenizer = Tokenizer.fromHfJson(tokenizerJson, { chat_template: header.chatTemplate ?? undefined });
+    this.runtime = new Runtime(options);
+    this.nativeModel = new native.NativeModel(nativeSpec(header.config, tensors, maxContext));
+    this.chatFormat = options.chatFormat ?? 'auto';
+    this.lmHead = tensors.has(INT8_HEAD) ? 'int8' : 'f16';
+    const headBytes = this.lmHead === 'int8'
+      ? tensors.entry(INT8_HEAD).byteLength + tensors.entry(INT8_HEAD_SCALES).byteLength
+      : header.config.vocab * header.config.hidden * 2;
+    this.weightBytesPerToken = headBytes + header.tensors
+      .filter((e) => e.kind === 'ternary-planes')
+      .reduce((sum, e) => sum + e.byteLength, 0);
+  }
+
+  /**
+   * Loads a bit-plane model file (see docs/model-files.md). Throws a
+   * ModelFileError naming the file and tensor when the file is not valid.
+   */
+  static async load(file: string, options: LoadOptions = {}): Promise<BitNetModel> {
+    if (!isBitplaneFile(file)) {
+      throw new ModelFileError(file, null, 'not a bitnet-gen model file; convert it first (see docs/model-files.md)');
+    }
+    const header = readBitplaneHeader(file);
+    if (options.verify) verifyBitplaneChecksums(header);
+    return new BitNetModel(header, native.mapFile(file), options);
+  }
+
+  get vocab(): number {
+    return this.config.vocab;
+  }
+
+  /** The context a session gets by default. */
+  get defaultContextSize(): number {
+    return Math.min(4096, this.nativeModel.maxContext);
+  }
+
+  /** Opens a new conversation with its own KV cache. */
+  createSession(options: SessionOptions = {}): Session {
+    return new Session(this, options.contextSize ?? this.defaultContextSize);
+  }
+}
