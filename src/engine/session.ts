@@ -213,6 +213,29 @@ export class Session {
     }));
   }
 
+  /**
+   * Appends `tokens` to the cache and returns their logits: the last token's
+   * (vocab floats) or, with allLogits, every token's ([tokens.length][vocab]),
+   * e.g. for perplexity. Throws RangeError when the context would overflow.
+   */
+  async evaluate(tokens: readonly number[], options: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    this.assertIdle();
+    const logits = new Float32Array((options.allLogits ? tokens.length : 1) * this.host.vocab);
+    this.busy = true;
+    try {
+      await this.nativeSession.forward(this.host.runtime.native, Int32Array.from(tokens), logits, options.allLogits);
+      this.cached.push(...tokens);
+    } finally {
+      this.busy = false;
+    }
+    return logits;
+  }
+
+  /** Tokens currently held in the KV cache. */
+  get position(): number {
+    return this.nativeSession.position;
+  }
+
   private assertIdle(): void {
     if (this.busy) throw new Error('this session is already generating; await the current generation or use another session');
   }
