@@ -208,6 +208,11 @@ export class BitNetModel implements SessionHost {
 
   /** Opens a new conversation with its own KV cache. */
   createSession(options: SessionOptions = {}): Session {
-    return new Session(this, options.contextSize ?? this.defaultContextSize);
+    const contextSize = options.contextSize ?? this.defaultContextSize;
+    const max = this.nativeModel.maxContext;
+    if (!Number.isInteger(contextSize) || contextSize < 1 || contextSize > max) {
+      throw new RangeError(`contextSize must be an integer in [1, ${max}], got ${contextSize}`);
+    }
+    return new Session(this, contextSize);
   }
 }
