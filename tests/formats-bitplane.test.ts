@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { BitplaneTensorInput, packedPlaneBytes, readBitplaneHeader, TOKENIZER_BLOB, verifyBitplaneChecksums, writeBitplaneFile } from '../src/formats/bitplane-file';
+import { BitplaneTensorInput, BitplaneTensorEntry, int8HeadCols, LM_HEAD_INT8, LM_HEAD_ROW_SCALE, packedPlaneBytes, readBitplaneHeader, TOKENIZER_BLOB, TOKENIZER_CONFIG_BLOB, verifyBitplaneChecksums, writeBitplaneFile } from '../src/formats/bitplane-file';
 import { modelTensors, presetConfig } from '../src/model/architecture';
 import { Prng } from '../src/synth/prng';
 import { BITNET_CHAT_TEMPLATE, syntheticTokenizerJson } from '../src/synth/tokenizer';
@@ -93,4 +93,44 @@ test('a missing tensor is named', () => {
   const target = path.join(dir, 'missing.bnp');
   writeBitplaneFile(target, { config, chatTemplate: null }, inputs().filter((t) => t.name !== 'model.norm.weight'));
   expect(modelFileError(() => readBitplaneHeader(target)).message).toMatch(/tensor 'model\.norm\.weight': tensor missing/);
+});
+
+function int8Head(cols = int8HeadCols(config.hidden), scaleLength = config.vocab): BitplaneTensorInput[] {
+  return [
+    { name: LM_HEAD_INT8, kind: 'i8', shape: [config.vocab, cols], bytes: () => randomBytes(config.vocab * cols, 99) },
+    { name: LM_HEAD_ROW_SCALE, kind: 'f32', shape: [scaleLength], bytes: () => new Uint8Array(scaleLength * 4) },
+  ];
+}
+
+test('the int8 LM head and tokenizer_config blob round trip; the writer reports each tensor', () => {
+  const target = path.join(dir, 'int8.bnp');
+  const written: [string, number, number][] = [];
+  const tensors = [...inputs(), ...int8Head(), { name: TOKENIZER_CONFIG_BLOB, kind: 'blob' as const, shape: [], bytes: () => Buffer.from('{}') }];
+  writeBitplaneFile(target, { config, chatTemplate: null }, tensors, (entry: BitplaneTensorEntry, done, total) => written.push([entry.name, done, total]));
+  expect(written.map(([name]) => name)).toEqual(tensors.map((t) => t.name));
+  expect(written.every(([, done, total], i) => done === i + 1 && total === tensors.length)).toBe(true);
+  const header = readBitplaneHeader(target);
+  expect(header.tensors.find((t) => t.name === LM_HEAD_INT8)).toMatchObject({ kind: 'i8', shape: [config.vocab, int8HeadCols(config.hidden)] });
+  verifyBitplaneChecksums(header);
+});
+
+test('a ternary tensor may give its scale with its planes', () => {
+  const target = path.join(dir, 'scaled.bnp');
+  const tensors = inputs().map((t) => (t.kind === 'ternary-planes' ? { ...t, scale: undefined, bytes: () => ({ planes: t.bytes() as Uint8Array, scale: 0.5 }) } : t));
+  writeBitplaneFile(target, { config, chatTemplate: null }, tensors);
+  expect(readBitplaneHeader(target).tensors.filter((t) => t.kind === 'ternary-planes').every((t) => t.scale === 0.5)).toBe(true);
+  const unscaled = inputs().map((t) => (t.kind === 'ternary-planes' ? { ...t, scale: undefined } : t));
+  expect(() => writeBitplaneFile(path.join(dir, 'unscaled.bnp'), { config, chatTemplate: null }, unscaled)).toThrow(/needs a finite non-negative scale/);
+});
+
+test.each([
+  ['an int8 head without row scales', () => [...inputs(), int8Head()[0]], /lm_head\.row_scale': tensor missing/],
+  ['an int8 head rows not padded to 64', () => [...inputs(), ...int8Head(config.hidden + 1)], /lm_head\.int8': shape .* does not match/],
+  ['row scales of the wrong length', () => [...inputs(), ...int8Head(undefined, config.vocab - 1)], /lm_head\.row_scale': shape .* does not match/],
+  ['no tokenizer blob', () => inputs().filter((t) => t.name !== TOKENIZER_BLOB), /tokenizer\.json': tensor missing/],
+  ['a tokenizer stored as f32', () => inputs().map((t) => (t.name === TOKENIZER_BLOB ? { ...t, kind: 'f32' as const, shape: [4], bytes: () => new Uint8Array(16) } : t)), /tokenizer\.json': kind f32 is not valid for the tokenizer/],
+] as const)('%s is rejected', (label, tensors, pattern) => {
+  const target = path.join(dir, `${label.replace(/\W+/g, '-')}.bnp`);
+  writeBitplaneFile(target, { config, chatTemplate: null }, tensors());
+  expect(modelFileError(() => readBitplaneHeader(target)).message).toMatch(pattern);
 });

@@ -45,27 +45,57 @@ void unpack_ternary(const TernaryView& v, int8_t* w) {
   }
 }
 
+namespace {
+
+// The first invalid weight of one block, checked byte by byte.
+InvalidWeight scan_block(const TernaryView& v, size_t chunk, size_t tile) {
+  const uint8_t* blk = v.block(chunk, tile);
+  for (size_t g = 0; g < kChunkGroups; ++g) {
+    for (size_t r = 0; r < kRowTile; ++r) {
+      const uint8_t b0 = blk[g * kGroupBytes + r], b1 = blk[g * kGroupBytes + kPlaneBytes + r];
+      const size_t row = tile * kRowTile + r, col0 = chunk * kChunkCols + g * kGroupCols;
+      // Columns of this byte that lie in the padding must be zero in both planes.
+      unsigned pad_mask = 0;
+      if (row >= v.rows) pad_mask = 0xFF;
+      else if (col0 + kGroupCols > v.cols)
+        pad_mask = col0 >= v.cols ? 0xFF : (0xFFu << (v.cols - col0)) & 0xFF;
+      const unsigned bad = (b0 & b1) | ((b0 | b1) & pad_mask);
+      if (bad) {
+        unsigned bit = 0;
+        while (!((bad >> bit) & 1)) ++bit;
+        return {true, row, col0 + bit};
+      }
+    }
+  }
+  return {};
+}
+
+// Whether any weight of an interior block (no padding) has both plane bits set:
+// a word-wide AND that the compiler vectorizes, so validating a 2B model at
+// load time costs about one read of its planes.
+bool block_has_overlap(const uint8_t* blk) {
+  uint64_t overlap = 0;
+  for (size_t g = 0; g < kChunkGroups; ++g) {
+    for (size_t i = 0; i < kPlaneBytes; i += 8) {
+      uint64_t plus, minus;
+      std::memcpy(&plus, blk + g * kGroupBytes + i, 8);
+      std::memcpy(&minus, blk + g * kGroupBytes + kPlaneBytes + i, 8);
+      overlap |= plus & minus;
+    }
+  }
+  return overlap != 0;
+}
+
+}  // namespace
+
 InvalidWeight find_invalid_ternary(const TernaryView& v) {
   for (size_t chunk = 0; chunk < v.chunks(); ++chunk) {
+    const bool edge_chunk = (chunk + 1) * kChunkCols > v.cols;
     for (size_t tile = 0; tile < v.row_tiles(); ++tile) {
-      const uint8_t* blk = v.block(chunk, tile);
-      for (size_t g = 0; g < kChunkGroups; ++g) {
-        for (size_t r = 0; r < kRowTile; ++r) {
-          const uint8_t b0 = blk[g * kGroupBytes + r], b1 = blk[g * kGroupBytes + kPlaneBytes + r];
-          const size_t row = tile * kRowTile + r, col0 = chunk * kChunkCols + g * kGroupCols;
-          // Columns of this byte that lie in the padding must be zero in both planes.
-          unsigned pad_mask = 0;
-          if (row >= v.rows) pad_mask = 0xFF;
-          else if (col0 + kGroupCols > v.cols)
-            pad_mask = col0 >= v.cols ? 0xFF : (0xFFu << (v.cols - col0)) & 0xFF;
-          const unsigned bad = (b0 & b1) | ((b0 | b1) & pad_mask);
-          if (bad) {
-            unsigned bit = 0;
-            while (!((bad >> bit) & 1)) ++bit;
-            return {true, row, col0 + bit};
-          }
-        }
-      }
+      const bool edge = edge_chunk || (tile + 1) * kRowTile > v.rows;
+      if (!edge && !block_has_overlap(v.block(chunk, tile))) continue;
+      const InvalidWeight bad = scan_block(v, chunk, tile);
+      if (bad.found) return bad;
     }
   }
   return {};

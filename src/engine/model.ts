@@ -8,20 +8,24 @@ import { native } from '../native';
 import type { NativeHeadSpec, NativeLayerSpec, NativeModel, NativeModelSpec } from '../native';
 import { Runtime, TernaryMatrix } from '../kernels';
 import type { RuntimeOptions } from '../kernels';
-import { BITPLANE_MAGIC, readBitplaneHeader, TOKENIZER_BLOB, verifyBitplaneChecksums } from '../formats/bitplane-file';
+import {
+  BITPLANE_MAGIC,
+  LM_HEAD_INT8,
+  LM_HEAD_ROW_SCALE,
+  readBitplaneHeader,
+  TOKENIZER_BLOB,
+  TOKENIZER_CONFIG_BLOB,
+  verifyBitplaneChecksums,
+} from '../formats/bitplane-file';
 import type { BitplaneHeader, BitplaneTensorEntry } from '../formats/bitplane-file';
 import { ModelFileError } from '../formats/errors';
 import { layerTensors } from '../model/architecture';
 import type { ModelConfig, TensorRole } from '../model/architecture';
 import { Tokenizer } from '../tokenizer';
-import type { HfTokenizerJson } from '../tokenizer';
+import type { HfTokenizerConfig, HfTokenizerJson } from '../tokenizer';
 import type { RenderChatOptions } from '../chat';
 import { Session } from './session';
 import type { SessionHost } from './session';
-
-/** Names of the int8 LM head in a bit-plane file (the f16 head is the embedding or lm_head.weight). */
-export const INT8_HEAD = 'lm_head.int8';
-export const INT8_HEAD_SCALES = 'lm_head.row_scale';
 
 /** Options of {@link BitNetModel.load}. */
 export interface LoadOptions extends RuntimeOptions {
@@ -120,9 +124,9 @@ function nativeSpec(config: ModelConfig, t: MappedTensors, maxContext: number): 
   }
   const embedding = t.f16('model.embed_tokens.weight');
   let head: NativeHeadSpec;
-  if (t.has(INT8_HEAD)) {
-    const e = t.entry(INT8_HEAD);
-    head = { i8: t.i8(INT8_HEAD), rowScale: t.f32(INT8_HEAD_SCALES), cols: e.shape[1] };
+  if (t.has(LM_HEAD_INT8)) {
+    const e = t.entry(LM_HEAD_INT8);
+    head = { i8: t.i8(LM_HEAD_INT8), rowScale: t.f32(LM_HEAD_ROW_SCALE), cols: e.shape[1] };
   } else {
     head = { f16: config.tiedEmbeddings ? embedding : t.f16('lm_head.weight') };
   }
@@ -154,6 +158,8 @@ function nativeSpec(config: ModelConfig, t: MappedTensors, maxContext: number): 
 export class BitNetModel implements SessionHost {
   readonly config: ModelConfig;
   readonly tokenizer: Tokenizer;
+  /** Tokens that end generation: the tokenizer's EOS / end-of-turn and the config's eos ids. */
+  readonly stopTokenIds: readonly number[];
   readonly runtime: Runtime;
   readonly nativeModel: NativeModel;
   readonly chatFormat: RenderChatOptions['format'];
@@ -171,13 +177,18 @@ export class BitNetModel implements SessionHost {
     const maxContext = options.maxContext ?? header.config.maxPositions;
     if (!Number.isInteger(maxContext) || maxContext < 1) throw new RangeError(`maxContext must be a positive integer, got ${maxContext}`);
     const tokenizerJson = JSON.parse(tensors.blob(TOKENIZER_BLOB).toString('utf8')) as HfTokenizerJson;
-    this.tokenizer = Tokenizer.fromHfJson(tokenizerJson, { chat_template: header.chatTemplate ?? undefined });
+    const tokenizerConfig: HfTokenizerConfig = tensors.has(TOKENIZER_CONFIG_BLOB)
+      ? (JSON.parse(tensors.blob(TOKENIZER_CONFIG_BLOB).toString('utf8')) as HfTokenizerConfig)
+      : {};
+    // The index's template wins: the converter stores null for bitnet.cpp's placeholder.
+    this.tokenizer = Tokenizer.fromHfJson(tokenizerJson, { ...tokenizerConfig, chat_template: header.chatTemplate });
+    this.stopTokenIds = [...new Set([...this.tokenizer.stopTokenIds, ...header.config.eosTokenIds])];
     this.runtime = new Runtime(options);
     this.nativeModel = new native.NativeModel(nativeSpec(header.config, tensors, maxContext));
     this.chatFormat = options.chatFormat ?? 'auto';
-    this.lmHead = tensors.has(INT8_HEAD) ? 'int8' : 'f16';
+    this.lmHead = tensors.has(LM_HEAD_INT8) ? 'int8' : 'f16';
     const headBytes = this.lmHead === 'int8'
-      ? tensors.entry(INT8_HEAD).byteLength + tensors.entry(INT8_HEAD_SCALES).byteLength
+      ? tensors.entry(LM_HEAD_INT8).byteLength + tensors.entry(LM_HEAD_ROW_SCALE).byteLength
       : header.config.vocab * header.config.hidden * 2;
     this.weightBytesPerToken = headBytes + header.tensors
       .filter((e) => e.kind === 'ternary-planes')

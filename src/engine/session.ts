@@ -17,6 +17,8 @@ import { StopStringMatcher } from '../generation/stop';
 /** What a session needs from a loaded model. */
 export interface SessionHost {
   readonly tokenizer: Tokenizer;
+  /** Tokens that end generation (unless stopAtEos is false). */
+  readonly stopTokenIds: readonly number[];
   readonly nativeModel: NativeModel;
   readonly runtime: Runtime;
   readonly vocab: number;
@@ -260,7 +262,7 @@ export class Session {
       throw new RangeError(`the prompt has ${promptIds.length} tokens but the context holds ${this.contextSize}; ` +
         'use a larger context or a shorter prompt');
     }
-    const stopIds = new Set(options.stopAtEos === false ? [] : this.host.tokenizer.stopTokenIds);
+    const stopIds = new Set(options.stopAtEos === false ? [] : this.host.stopTokenIds);
     this.busy = true;
     try {
       // Keep the cached prefix, but always evaluate at least the prompt's last token for its logits.

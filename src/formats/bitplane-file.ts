@@ -71,17 +71,37 @@ export interface BitplaneHeader extends BitplaneModelInfo {
   tensors: BitplaneTensorEntry[];
 }
 
-/** A tensor to write; `bytes` is called once, in order, and may return chunks. */
+/** Packed ternary planes together with their β, for tensors whose β is known only once read. */
+export interface ScaledPlanes {
+  planes: Uint8Array;
+  scale: number;
+}
+
+/**
+ * A tensor to write; `bytes` is called once, in order, and may return chunks. A ternary tensor
+ * gives its β either as `scale` or by returning {@link ScaledPlanes} from `bytes`.
+ */
 export interface BitplaneTensorInput {
   name: string;
   kind: BitplaneTensorKind;
   shape: number[];
   scale?: number;
-  bytes: () => TensorBytes;
+  bytes: () => TensorBytes | ScaledPlanes;
 }
 
-/** Name of the blob entry holding tokenizer.json. */
+/** Name of the blob entry holding tokenizer.json (required). */
 export const TOKENIZER_BLOB = 'tokenizer.json';
+/** Name of the optional blob entry holding tokenizer_config.json (BOS/EOS names, add_bos_token). */
+export const TOKENIZER_CONFIG_BLOB = 'tokenizer_config.json';
+/** The optional int8 LM head: i8 [vocab, int8HeadCols(hidden)], rows zero-padded. */
+export const LM_HEAD_INT8 = 'lm_head.int8';
+/** Per-row scales of the int8 LM head: f32 [vocab]; row r's logits weight is q[r][k] * scale[r]. */
+export const LM_HEAD_ROW_SCALE = 'lm_head.row_scale';
+
+/** Row length of the int8 LM head: hidden rounded up to the 64-byte alignment the i8 kernels read. */
+export function int8HeadCols(hidden: number): number {
+  return alignUp(hidden);
+}
 
 function expectedBytes(kind: BitplaneTensorKind, shape: number[]): number | null {
   const count = shape.reduce((a, b) => a * b, 1);
@@ -92,6 +112,10 @@ function expectedBytes(kind: BitplaneTensorKind, shape: number[]): number | null
   return null;
 }
 
+function isScaledPlanes(value: TensorBytes | ScaledPlanes): value is ScaledPlanes {
+  return !(value instanceof Uint8Array) && 'planes' in value;
+}
+
 function alignUp(n: number): number {
   return Math.ceil(n / BITPLANE_ALIGNMENT) * BITPLANE_ALIGNMENT;
 }
@@ -99,8 +123,9 @@ function alignUp(n: number): number {
 /**
  * Writes a bit-plane model file atomically (temporary sibling + rename). Ternary inputs must
  * already be packed (native pack_ternary); their byte length is checked against the shape.
+ * @param onTensorWritten called after each tensor's bytes are written (default none)
  */
-export function writeBitplaneFile(target: string, info: BitplaneModelInfo, tensors: BitplaneTensorInput[]): void {
+export function writeBitplaneFile(target: string, info: BitplaneModelInfo, tensors: BitplaneTensorInput[], onTensorWritten?: (entry: BitplaneTensorEntry, done: number, total: number) => void): void {
   validateConfig(info.config, target);
   const temp = `${target}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const fd = fs.openSync(temp, 'w');
@@ -109,8 +134,11 @@ export function writeBitplaneFile(target: string, info: BitplaneModelInfo, tenso
     let position = BITPLANE_ALIGNMENT;
     writeAll(fd, new Uint8Array(BITPLANE_ALIGNMENT));
     for (const t of tensors) {
-      if (t.kind === 'ternary-planes' && !(Number.isFinite(t.scale) && t.scale! >= 0)) throw new Error(`writeBitplaneFile: '${t.name}' needs a finite scale`);
-      const produced = t.bytes();
+      const result = t.bytes();
+      const scaled = isScaledPlanes(result);
+      const produced = scaled ? result.planes : result;
+      const scale = scaled ? result.scale : t.scale;
+      if (t.kind === 'ternary-planes' && !(scale !== undefined && Number.isFinite(scale) && scale >= 0)) throw new Error(`writeBitplaneFile: '${t.name}' needs a finite non-negative scale, got ${scale}`);
       let length = 0;
       let crc = 0;
       for (const chunk of produced instanceof Uint8Array ? [produced] : produced) {
@@ -120,7 +148,9 @@ export function writeBitplaneFile(target: string, info: BitplaneModelInfo, tenso
       }
       const expected = expectedBytes(t.kind, t.shape);
       if (expected !== null && length !== expected) throw new Error(`writeBitplaneFile: '${t.name}' is ${length} bytes, expected ${expected} for ${t.kind} [${t.shape}]`);
-      entries.push({ name: t.name, kind: t.kind, shape: t.shape, ...(t.scale === undefined ? {} : { scale: t.scale }), offset: position, byteLength: length, crc32: crc });
+      const entry: BitplaneTensorEntry = { name: t.name, kind: t.kind, shape: t.shape, ...(scale === undefined ? {} : { scale }), offset: position, byteLength: length, crc32: crc };
+      entries.push(entry);
+      onTensorWritten?.(entry, entries.length, tensors.length);
       const padded = alignUp(position + length);
       writeAll(fd, new Uint8Array(padded - position - length));
       position = padded;
@@ -193,7 +223,7 @@ export function readBitplaneHeader(file: string): BitplaneHeader {
   }
 }
 
-const KINDS = new Set<BitplaneTensorKind>(['ternary-planes', 'f32', 'f16', 'blob']);
+const KINDS = new Set<BitplaneTensorKind>(['ternary-planes', 'f32', 'f16', 'i8', 'blob']);
 
 function validateEntries(file: string, raw: unknown, dataEnd: number): BitplaneTensorEntry[] {
   if (!Array.isArray(raw)) throw new ModelFileError(file, null, "index has no 'tensors' list");
@@ -228,11 +258,20 @@ function entryProblem(e: BitplaneTensorEntry, dataEnd: number): string | null {
 
 function checkTensorSet(file: string, config: ModelConfig, entries: BitplaneTensorEntry[]): void {
   const byName = new Map(entries.map((e) => [e.name, e]));
+  const expect = (name: string, kinds: readonly BitplaneTensorKind[], shape: readonly number[] | null, what: string): void => {
+    const e = byName.get(name);
+    if (!e) throw new ModelFileError(file, name, 'tensor missing');
+    if (!kinds.includes(e.kind)) throw new ModelFileError(file, name, `kind ${e.kind} is not valid for ${what}`);
+    if (shape && (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i]))) throw new ModelFileError(file, name, `shape [${e.shape}] does not match [${shape}] from the config`);
+  };
   for (const spec of modelTensors(config)) {
-    const e = byName.get(spec.hfName);
-    if (!e) throw new ModelFileError(file, spec.hfName, 'tensor missing');
-    if (spec.kind === 'ternary' ? e.kind !== 'ternary-planes' : e.kind !== 'f32' && e.kind !== 'f16') throw new ModelFileError(file, spec.hfName, `kind ${e.kind} is not valid for a ${spec.kind} tensor`);
-    if (e.shape.length !== spec.shape.length || e.shape.some((d, i) => d !== spec.shape[i])) throw new ModelFileError(file, spec.hfName, `shape [${e.shape}] does not match [${spec.shape}] from the config`);
+    expect(spec.hfName, spec.kind === 'ternary' ? ['ternary-planes'] : ['f32', 'f16'], spec.shape, `a ${spec.kind} tensor`);
+  }
+  expect(TOKENIZER_BLOB, ['blob'], null, 'the tokenizer');
+  if (byName.has(TOKENIZER_CONFIG_BLOB)) expect(TOKENIZER_CONFIG_BLOB, ['blob'], null, 'the tokenizer config');
+  if (byName.has(LM_HEAD_INT8) || byName.has(LM_HEAD_ROW_SCALE)) {
+    expect(LM_HEAD_INT8, ['i8'], [config.vocab, int8HeadCols(config.hidden)], 'the int8 LM head');
+    expect(LM_HEAD_ROW_SCALE, ['f32'], [config.vocab], 'the int8 LM head row scales');
   }
 }
 

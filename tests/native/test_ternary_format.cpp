@@ -94,4 +94,17 @@ TEST_CASE(finds_both_bits_set_and_dirty_padding) {
   CHECK_EQ(row_pad.col, size_t{0});
 }
 
+TEST_CASE(finds_both_bits_set_inside_a_full_block) {
+  // 128 x 256: every block is interior (no padding), the word-wide fast path.
+  std::vector<int8_t> w(128 * 256, 1);
+  Packed p = pack(w, 128, 256);
+  CHECK(!find_invalid_ternary(p.view).found);
+  // (100, 200): chunk 1, tile 1, group (200-128)/8 = 9, row 36, bit 0; set the minus bit too.
+  p.bytes[(1 * 2 + 1) * kBlockBytes + 9 * kGroupBytes + kPlaneBytes + 36] |= 0x01;
+  const InvalidWeight bad = find_invalid_ternary(p.view);
+  CHECK(bad.found);
+  CHECK_EQ(bad.row, size_t{100});
+  CHECK_EQ(bad.col, size_t{200});
+}
+
 TEST_MAIN
