@@ -205,3 +205,18 @@ describe('configuration', () => {
     });
   });
 });
+
+describe('readFloatRows', () => {
+  test.each(['hf', 'gguf-i2_s'] as const)('%s: a row range equals the same rows of readFloat, and out-of-range rows fail', (format) => {
+    const source = openModel(model.paths[format]!);
+    try {
+      const embed = source.tensors.find((t) => t.role === 'embed')!;
+      const cols = embed.shape[1];
+      const all = source.readFloat(embed);
+      expect(Array.from(source.readFloatRows(embed, 3, 2))).toEqual(Array.from(all.subarray(3 * cols, 5 * cols)));
+      expect(() => source.readFloatRows(embed, embed.shape[0] - 1, 2)).toThrow(/outside the tensor/);
+    } finally {
+      source.close();
+    }
+  });
+});

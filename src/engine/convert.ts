@@ -126,7 +126,7 @@ function tensorInputs(source: ModelSource, lmHead: LmHeadFormat, stats: F16Stats
     const [vocab, hidden] = headSpec.shape;
     const rowScale = new Float32Array(vocab);
     inputs.push(
-      { name: LM_HEAD_INT8, kind: 'i8', shape: [vocab, int8HeadCols(hidden)], bytes: () => int8HeadChunks(source.readFloat(headSpec), vocab, hidden, rowScale) },
+      { name: LM_HEAD_INT8, kind: 'i8', shape: [vocab, int8HeadCols(hidden)], bytes: () => int8HeadChunks(source, headSpec, rowScale) },
       { name: LM_HEAD_ROW_SCALE, kind: 'f32', shape: [vocab], bytes: () => f32Bytes(rowScale) },
     );
   }
@@ -139,16 +139,15 @@ function f32Bytes(values: Float32Array): Uint8Array {
 
 /** The f16 bytes of a float tensor, a block of rows at a time so no full f16 copy is held. */
 function* f16Chunks(source: ModelSource, spec: TensorSpec, stats: F16Stats): Generator<Uint8Array> {
-  const values = source.readFloat(spec);
-  const cols = spec.shape[spec.shape.length - 1];
-  const step = ROWS_PER_CHUNK * cols;
-  for (let start = 0; start < values.length; start += step) {
-    const block = values.subarray(start, Math.min(values.length, start + step));
+  const [rows] = spec.shape;
+  const cols = spec.shape.slice(1).reduce((a, b) => a * b, 1);
+  for (let first = 0; first < rows; first += ROWS_PER_CHUNK) {
+    const block = source.readFloatRows(spec, first, Math.min(ROWS_PER_CHUNK, rows - first));
     const half = new Uint16Array(block.length);
     const overflow = f32ToF16Block(block, half, stats);
     if (overflow >= 0) {
-      const at = start + overflow;
-      throw new ModelFileError(source.path, spec.hfName, `value ${values[at]} at element ${at} (row ${Math.floor(at / cols)}) overflows f16 (|x| > 65504); this model cannot be stored with an f16 embedding`);
+      const at = first * cols + overflow;
+      throw new ModelFileError(source.path, spec.hfName, `value ${block[overflow]} at element ${at} (row ${Math.floor(at / cols)}) overflows f16 (|x| > 65504); this model cannot be stored with an f16 embedding`);
     }
     yield new Uint8Array(half.buffer);
   }
@@ -196,13 +195,15 @@ export function f32ToF16Block(values: Float32Array, out: Uint16Array, stats: F16
  * q = round-half-even(x / scale[r]) clamped to ±127; an all-zero row gets scale 0 and q = 0.
  * Rows are zero-padded to `int8HeadCols(hidden)`. Fills `rowScale` as rows are produced.
  */
-function* int8HeadChunks(values: Float32Array, vocab: number, hidden: number, rowScale: Float32Array): Generator<Uint8Array> {
+function* int8HeadChunks(source: ModelSource, spec: TensorSpec, rowScale: Float32Array): Generator<Uint8Array> {
+  const [vocab, hidden] = spec.shape;
   const cols = int8HeadCols(hidden);
   for (let first = 0; first < vocab; first += ROWS_PER_CHUNK) {
     const rows = Math.min(ROWS_PER_CHUNK, vocab - first);
+    const values = source.readFloatRows(spec, first, rows);
     const q = new Int8Array(rows * cols);
     for (let r = 0; r < rows; r++) {
-      const row = values.subarray((first + r) * hidden, (first + r + 1) * hidden);
+      const row = values.subarray(r * hidden, (r + 1) * hidden);
       rowScale[first + r] = quantizeRowInt8(row, q.subarray(r * cols, r * cols + hidden));
     }
     yield new Uint8Array(q.buffer);

@@ -36,3 +36,15 @@ export function writeTensorBytes(fd: number, bytes: TensorBytes): number {
   }
   return length;
 }
+
+/**
+ * The byte count of the range [start, start + length) of a tensor (length
+ * defaults to the rest of it), after checking that it lies inside the tensor.
+ */
+export function checkedRange(file: string, tensor: { name: string; byteLength: number }, start: number, length?: number): number {
+  const count = length ?? tensor.byteLength - start;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > tensor.byteLength) {
+    throw new ModelFileError(file, tensor.name, `byte range [${start}, ${start + count}) is outside the tensor's ${tensor.byteLength} bytes`);
+  }
+  return count;
+}

@@ -7,7 +7,7 @@
  */
 import * as fs from 'fs';
 import { ModelFileError } from './errors';
-import { readExactly, TensorBytes, writeAll, writeTensorBytes } from './file-io';
+import { checkedRange, readExactly, TensorBytes, writeAll, writeTensorBytes } from './file-io';
 
 /** GGUF metadata value type ids. */
 export enum GgufValueType {
@@ -196,10 +196,11 @@ export class GgufFile {
   }
 
   /** Reads the raw bytes of tensor `name`. */
-  read(name: string): Uint8Array {
+  /** The tensor's bytes, or `length` of them from byte `start` of the tensor. */
+  read(name: string, start = 0, length?: number): Uint8Array {
     const tensor = this.tensors.get(name);
     if (!tensor) throw new ModelFileError(this.path, name, 'tensor not found');
-    return readExactly(this.fd, this.path, name, tensor.offset, tensor.byteLength);
+    return readExactly(this.fd, this.path, name, tensor.offset + start, checkedRange(this.path, tensor, start, length));
   }
 
   close(): void {

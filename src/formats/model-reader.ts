@@ -30,6 +30,8 @@ export interface ModelSource {
   readTernary(spec: TensorSpec): TernaryMatrix;
   /** Decodes a norm or embedding tensor to f32, in logical row-major order. */
   readFloat(spec: TensorSpec): Float32Array;
+  /** Decodes rows [first, first + count) of a float tensor (rows = the first dimension), reading only those bytes. */
+  readFloatRows(spec: TensorSpec, first: number, count: number): Float32Array;
   close(): void;
 }
 
@@ -40,6 +42,26 @@ export interface ModelSource {
 export function openModel(target: string, overrides: ConfigOverrides = {}): ModelSource {
   if (fs.statSync(target).isDirectory()) return openHf(target, overrides);
   return openGguf(target, overrides);
+}
+
+/** Bytes per element of the float dtypes the readers accept. */
+function floatElementBytes(dtype: string): number {
+  return dtype === 'F32' ? 4 : 2;
+}
+
+/**
+ * readFloat and readFloatRows over one tensor lookup: `locate` finds the
+ * tensor's dtype and a reader of byte ranges of it.
+ */
+function floatReaders(
+  locate: (spec: TensorSpec) => { dtype: string; where: TensorLocation; read: (start: number, length: number) => Uint8Array },
+): Pick<ModelSource, 'readFloat' | 'readFloatRows'> {
+  const readFloatRows = (spec: TensorSpec, first: number, count: number): Float32Array => {
+    const t = locate(spec);
+    const rowBytes = (spec.shape.slice(1).reduce((a, b) => a * b, 1)) * floatElementBytes(t.dtype);
+    return floatsFromBytes(t.dtype, t.read(first * rowBytes, count * rowBytes), t.where);
+  };
+  return { readFloatRows, readFloat: (spec) => readFloatRows(spec, 0, spec.shape[0]) };
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -85,10 +107,10 @@ function openHf(folder: string, overrides: ConfigOverrides): ModelSource {
       config,
       tensors,
       readTernary: (spec) => readHfTernary(weights, lookup(spec), spec, quantization),
-      readFloat: (spec) => {
+      ...floatReaders((spec) => {
         const t = lookup(spec);
-        return floatsFromBytes(t.dtype, weights.read(t.name), { file: t.file, tensor: t.name });
-      },
+        return { dtype: t.dtype, where: { file: t.file, tensor: t.name }, read: (start, length) => weights.read(t.name, start, length) };
+      }),
       close: () => weights.close(),
     };
   } catch (error) {
@@ -155,11 +177,11 @@ function openGguf(file: string, overrides: ConfigOverrides): ModelSource {
       config,
       tensors,
       readTernary: (spec) => readGgufTernary(gguf, spec),
-      readFloat: (spec) => {
+      ...floatReaders((spec) => {
         const t = gguf.tensors.get(spec.ggufName);
         if (!t) throw new ModelFileError(file, spec.ggufName, 'tensor not found');
-        return floatsFromBytes(t.typeName, gguf.read(t.name), { file, tensor: t.name });
-      },
+        return { dtype: t.typeName, where: { file, tensor: t.name }, read: (start, length) => gguf.read(t.name, start, length) };
+      }),
       close: () => gguf.close(),
     };
   } catch (error) {

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ModelFileError } from './errors';
-import { readExactly, TensorBytes, writeAll, writeTensorBytes } from './file-io';
+import { checkedRange, readExactly, TensorBytes, writeAll, writeTensorBytes } from './file-io';
 
 /** Element types this engine reads from safetensors files. */
 export type SafetensorsDtype = 'BF16' | 'F16' | 'F32' | 'U8' | 'I8';
@@ -51,10 +51,11 @@ export class SafetensorsFile {
   }
 
   /** Reads the raw little-endian bytes of tensor `name`. */
-  read(name: string): Uint8Array {
+  /** The tensor's bytes, or `length` of them from byte `start` of the tensor. */
+  read(name: string, start = 0, length?: number): Uint8Array {
     const tensor = this.tensors.get(name);
     if (!tensor) throw new ModelFileError(this.path, name, 'tensor not found');
-    return readExactly(this.fd, this.path, name, tensor.offset, tensor.byteLength);
+    return readExactly(this.fd, this.path, name, tensor.offset + start, checkedRange(this.path, tensor, start, length));
   }
 
   close(): void {
@@ -180,10 +181,11 @@ export class SafetensorsModel {
   }
 
   /** Reads the raw bytes of tensor `name` from whichever shard holds it. */
-  read(name: string): Uint8Array {
+  /** The tensor's bytes, or `length` of them from byte `start` of the tensor. */
+  read(name: string, start = 0, length?: number): Uint8Array {
     const tensor = this.tensors.get(name);
     if (!tensor) throw new ModelFileError(this.folder, name, 'tensor not found');
-    return this.files.find((f) => f.path === tensor.file)!.read(name);
+    return this.files.find((f) => f.path === tensor.file)!.read(name, start, length);
   }
 
   close(): void {
