@@ -125,8 +125,17 @@ export interface NativeBinding {
   mapFile(path: string): ArrayBuffer;
 }
 
-/** The package root: one level above src/ (ts-jest) and dist/ (compiled). */
-const packageRoot = path.resolve(__dirname, '..');
+/** The package root: the nearest folder above this module holding package.json (from src/, dist/ or any build folder). */
+function findPackageRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) return path.resolve(__dirname, '..');
+    dir = parent;
+  }
+  return dir;
+}
+const packageRoot = findPackageRoot();
 
 function shippedPrebuilds(): string[] {
   try {
