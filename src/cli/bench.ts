@@ -1,0 +1,172 @@
+/**
+ * `bitnet-gen bench`: prompt processing (pp) and text generation (tg) throughput, measured the
+ * way llama-bench measures them, optionally next to a user-built bitnet.cpp llama-bench on a GGUF.
+ */
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command } from 'commander';
+import { BitNetModel } from '../engine/model';
+import { Rng } from '../generation/sampler';
+import { defaultThreadCount } from '../kernels';
+import { CliError, write } from './io';
+import type { CliIo } from './io';
+import { integerIn, isaOption, integerList } from './options';
+import { resolveModel } from './model-source';
+import { formatBytes } from './progress';
+
+/** One benchmark row. */
+export interface BenchResult {
+  engine: 'bitnet-gen' | 'bitnet.cpp';
+  /** Kernel ISA (bitnet-gen) or the build's backend (bitnet.cpp). */
+  backend: string;
+  threads: number;
+  /** "pp512" or "tg128", as llama-bench names tests. */
+  test: string;
+  /** Tokens per second of each repetition (bitnet-gen only). */
+  samples: number[];
+  avgTokensPerSecond: number;
+  stddevTokensPerSecond: number;
+}
+
+interface BenchCliOptions {
+  model?: string;
+  prompt: number;
+  gen: number;
+  threads?: number[];
+  repetitions: number;
+  isa: string;
+  json: boolean;
+  bitnetCpp?: string;
+  gguf?: string;
+  verbose: boolean;
+}
+
+function meanAndStddev(values: number[]): { mean: number; stddev: number } {
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const variance = values.length > 1 ? values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1) : 0;
+  return { mean, stddev: Math.sqrt(variance) };
+}
+
+function row(engine: BenchResult['engine'], backend: string, threads: number, test: string, samples: number[]): BenchResult {
+  const { mean, stddev } = meanAndStddev(samples);
+  return { engine, backend, threads, test, samples, avgTokensPerSecond: mean, stddevTokensPerSecond: stddev };
+}
+
+/** pp and tg rows for one thread count; one untimed warm-up run precedes the timed ones. */
+async function benchThreads(file: string, threads: number, options: BenchCliOptions): Promise<BenchResult[]> {
+  const context = options.prompt + options.gen + 1;
+  const model = await BitNetModel.load(file, { threads, isa: options.isa, maxContext: context });
+  const session = model.createSession({ contextSize: context });
+  const rng = new Rng(42);
+  // Random tokens as llama-bench uses; the first is BOS.
+  const randomTokens = (n: number) => Array.from({ length: n }, (_, i) => (i === 0 ? model.tokenizer.bosId : Math.floor(rng.next() * model.vocab)));
+  const results: BenchResult[] = [];
+  if (options.prompt > 0) {
+    const tokens = randomTokens(options.prompt);
+    const samples: number[] = [];
+    for (let r = 0; r <= options.repetitions; r++) {
+      session.reset();
+      const t0 = performance.now();
+      await session.evaluate(tokens);
+      if (r > 0) samples.push(options.prompt / ((performance.now() - t0) / 1000));
+    }
+    results.push(row('bitnet-gen', model.runtime.isa, model.runtime.threads, `pp${options.prompt}`, samples));
+  }
+  if (options.gen > 0) {
+    const tokens = randomTokens(options.gen);
+    const samples: number[] = [];
+    for (let r = 0; r <= options.repetitions; r++) {
+      session.reset();
+      const t0 = performance.now();
+      for (const token of tokens) await session.evaluate([token]);
+      if (r > 0) samples.push(options.gen / ((performance.now() - t0) / 1000));
+    }
+    results.push(row('bitnet-gen', model.runtime.isa, model.runtime.threads, `tg${options.gen}`, samples));
+  }
+  return results;
+}
+
+interface LlamaBenchEntry {
+  n_prompt: number;
+  n_gen: number;
+  n_threads: number;
+  avg_ts: number;
+  stddev_ts: number;
+  samples_ts?: number[];
+  backends?: string;
+}
+
+/** Runs bitnet.cpp's llama-bench with the same -p -n -t -r and reads its JSON output. */
+function runLlamaBench(binary: string, gguf: string, threads: number[], options: BenchCliOptions): Promise<BenchResult[]> {
+  const args = ['-m', gguf, '-p', String(options.prompt), '-n', String(options.gen), '-t', threads.join(','), '-r', String(options.repetitions), '-o', 'json'];
+  return new Promise((resolve, reject) => {
+    execFile(binary, args, { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) {
+        reject(new CliError(`${binary} ${args.join(' ')} failed: ${(stderr.trim().split('\n').pop() ?? '') || error.message}`));
+        return;
+      }
+      let entries: LlamaBenchEntry[];
+      try {
+        entries = JSON.parse(stdout) as LlamaBenchEntry[];
+      } catch {
+        reject(new CliError(`${binary} did not print llama-bench JSON (is it llama-bench?)`));
+        return;
+      }
+      resolve(entries.map((e) => ({
+        engine: 'bitnet.cpp',
+        backend: e.backends ?? 'cpu',
+        threads: e.n_threads,
+        test: e.n_gen > 0 ? `tg${e.n_gen}` : `pp${e.n_prompt}`,
+        samples: e.samples_ts ?? [],
+        avgTokensPerSecond: e.avg_ts,
+        stddevTokensPerSecond: e.stddev_ts,
+      })));
+    });
+  });
+}
+
+/** The rows as a llama-bench style markdown table. */
+export function formatBenchTable(modelLabel: string, results: BenchResult[]): string {
+  const header = ['model', 'engine', 'backend', 'threads', 'test', 't/s'];
+  const lines = results.map((r) => [modelLabel, r.engine, r.backend, String(r.threads), r.test,
+    `${r.avgTokensPerSecond.toFixed(2)} ± ${r.stddevTokensPerSecond.toFixed(2)}`]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
+  return [fmt(header), `|${widths.map((w, i) => (i >= 3 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`, ...lines.map(fmt)].join('\n');
+}
+
+/** Runs `bench`. */
+export async function runBench(options: BenchCliOptions, io: CliIo): Promise<void> {
+  if (options.prompt === 0 && options.gen === 0) throw new CliError('nothing to measure: -p and -n are both 0');
+  const gguf = options.gguf ?? (options.model?.toLowerCase().endsWith('.gguf') ? options.model : undefined);
+  if (options.bitnetCpp && !gguf) throw new CliError('--bitnet-cpp needs a GGUF model: pass --model FILE.gguf or --gguf FILE.gguf');
+  const file = await resolveModel(options.model, io);
+  const threads = options.threads ?? [defaultThreadCount()];
+  const results: BenchResult[] = [];
+  for (const t of threads) {
+    const rows = await benchThreads(file, t, options);
+    results.push(...rows);
+    if (options.verbose) for (const r of rows) await write(io.stderr, `${r.test} t=${r.threads}: ${r.samples.map((s) => s.toFixed(2)).join(' ')} tok/s\n`);
+  }
+  if (options.bitnetCpp) results.push(...(await runLlamaBench(options.bitnetCpp, gguf!, threads, options)));
+  const label = `${formatBytes(fs.statSync(file).size)} ${path.basename(file)}`;
+  await write(io.stdout, options.json ? `${JSON.stringify({ model: file, results })}\n` : `${formatBenchTable(label, results)}\n`);
+}
+
+/** Adds the `bench` command. */
+export function addBenchCommand(program: Command, io: CliIo): void {
+  program.command('bench')
+    .description('measure prompt processing (pp) and generation (tg) speed, like llama-bench')
+    .option('-m, --model <model>', 'bit-plane model file, Hugging Face model folder, .gguf file, or hub repo id', 'microsoft/bitnet-b1.58-2B-4T')
+    .option('-p, --prompt <n>', 'prompt tokens for the pp test (0 = skip)', integerIn(0), 512)
+    .option('-n, --gen <n>', 'generated tokens for the tg test (0 = skip)', integerIn(0), 128)
+    .option('-t, --threads <list>', 'thread counts, comma-separated (default: BITNET_THREADS, else the CPUs available)', integerList(1))
+    .option('-r, --repetitions <n>', 'timed repetitions of each test (after one warm-up)', integerIn(1), 5)
+    .addOption(isaOption())
+    .option('--bitnet-cpp <path>', 'also run this bitnet.cpp llama-bench binary on the GGUF with the same settings')
+    .option('--gguf <file>', 'the GGUF for --bitnet-cpp (default: --model when it is a .gguf)')
+    .option('--json', 'print one JSON object {model, results}', false)
+    .option('-v, --verbose', 'per-repetition numbers on stderr, stack traces on errors', false)
+    .action((options: BenchCliOptions) => runBench(options, io));
+}

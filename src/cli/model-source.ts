@@ -1,0 +1,101 @@
+/**
+ * Turns what the user passed as --model into a bit-plane file: a bit-plane file is used as is,
+ * an HF folder or a .gguf is converted once (ensureConverted caches the result), and a hub
+ * repository id (ORG/NAME[@REVISION]) is downloaded into the hub cache first.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { ensureConverted } from '../engine/convert';
+import { HubClient, HubError } from '../hub';
+import type { DownloadProgress } from '../hub';
+import { CliError } from './io';
+import type { CliIo } from './io';
+import { ProgressBar } from './progress';
+
+/** The model used when --model is not given. */
+export const DEFAULT_MODEL = 'microsoft/bitnet-b1.58-2B-4T';
+
+const REPO_SPEC = /^([\w.-]+\/[\w.-]+)(?:@([\w./-]+))?$/;
+
+/**
+ * The files of a hub repository that make a model: config, tokenizer and safetensors files
+ * when there are safetensors, else one GGUF (the I2_S one when there are several).
+ */
+export function modelFilesToFetch(files: string[]): string[] {
+  const topLevel = files.filter((f) => !f.includes('/'));
+  if (topLevel.some((f) => f.endsWith('.safetensors'))) return topLevel.filter((f) => f.endsWith('.json') || f.endsWith('.safetensors'));
+  const ggufs = files.filter((f) => f.toLowerCase().endsWith('.gguf'));
+  if (ggufs.length === 0) return [];
+  return [ggufs.find((f) => /i2_s/i.test(f)) ?? ggufs[0]];
+}
+
+/** Progress bars for a hub client's downloads, one per file. */
+export function downloadProgress(io: CliIo): (p: DownloadProgress) => void {
+  const bars = new Map<string, ProgressBar>();
+  return (p) => {
+    let bar = bars.get(p.file);
+    if (!bar) {
+      bar = new ProgressBar(io.stderr, p.file, 'bytes');
+      bar.resumeFrom(p.resumedFrom);
+      bars.set(p.file, bar);
+    }
+    if (p.done) bar.finish(p.received, p.total);
+    else bar.update(p.received, p.total);
+  };
+}
+
+/** Downloads a repository's model files; returns the local source (HF snapshot folder or .gguf). */
+export async function pullModel(spec: string, io: CliIo): Promise<string> {
+  const match = REPO_SPEC.exec(spec);
+  if (!match) throw new CliError(`'${spec}' is not a hub repository id (ORG/NAME or ORG/NAME@REVISION)`);
+  const [, repoId, revision] = match;
+  const hub = new HubClient({ onProgress: downloadProgress(io) });
+  let snapshot;
+  try {
+    snapshot = await hub.snapshot(repoId, { revision, select: modelFilesToFetch });
+  } catch (error) {
+    if (error instanceof HubError) throw new CliError(error.message);
+    throw error;
+  }
+  if (snapshot.files.length === 0) throw new CliError(`${repoId} holds no safetensors or GGUF model files`);
+  return snapshot.files.length === 1 && snapshot.files[0].toLowerCase().endsWith('.gguf')
+    ? path.join(snapshot.dir, snapshot.files[0])
+    : snapshot.dir;
+}
+
+/** Converts an HF folder or .gguf once (cached), with a progress bar on a terminal. */
+export function convertOnce(source: string, io: CliIo): string {
+  let bar: ProgressBar | undefined;
+  const file = ensureConverted(source, {
+    onProgress: (p) => {
+      bar ??= new ProgressBar(io.stderr, `converting ${path.basename(source)}`, 'count');
+      if (p.done === p.total) bar.finish(p.done, p.total);
+      else bar.update(p.done, p.total);
+    },
+  });
+  return file;
+}
+
+/**
+ * The bit-plane file for `spec`: a bit-plane file, an HF folder, a .gguf, or a hub repository id.
+ * @throws CliError saying what `spec` was expected to be
+ */
+export async function resolveModel(spec: string | undefined, io: CliIo): Promise<string> {
+  const model = spec ?? DEFAULT_MODEL;
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(model);
+  } catch {
+    stat = undefined;
+  }
+  // Any other file must be a bit-plane file; BitNetModel.load says so when it is not.
+  if (stat?.isFile()) return model.toLowerCase().endsWith('.gguf') ? convertOnce(model, io) : model;
+  if (stat?.isDirectory()) {
+    if (!fs.existsSync(path.join(model, 'config.json'))) throw new CliError(`${model} is a folder without config.json, not a Hugging Face model folder`);
+    return convertOnce(model, io);
+  }
+  if (!REPO_SPEC.test(model) || model.startsWith('.') || model.startsWith('/')) {
+    throw new CliError(`model '${model}' not found: no such file or folder, and not a hub repo id (ORG/NAME)`);
+  }
+  return convertOnce(await pullModel(model, io), io);
+}
