@@ -158,6 +158,12 @@ export class Session {
   /** Tokens whose keys and values are in the cache, in order. */
   private cached: number[] = [];
   private history: ChatMessage[] = [];
+  /**
+   * The conversation's tokens as the cache holds them: the rendered turns with
+   * each answer as the sampled token ids (plus end-of-turn), not as its text
+   * re-encoded, which may tokenize differently and would defeat the cache.
+   */
+  private historyIds: number[] = [];
   private busy = false;
 
   /** @param contextSize KV cache capacity in tokens. */
@@ -185,6 +191,7 @@ export class Session {
   reset(): void {
     this.assertIdle();
     this.history = [];
+    this.historyIds = [];
     this.cached = [];
     this.nativeSession.truncate(0);
   }
@@ -205,13 +212,22 @@ export class Session {
    */
   chat(userMessage: string, options: GenerateOptions & { system?: string } = {}): GenerationStream {
     if (options.system !== undefined) {
-      this.history = this.history.filter((m) => m.role !== 'system');
-      this.history.unshift({ role: 'system', content: options.system });
+      this.history = [{ role: 'system', content: options.system }, ...this.history.filter((m) => m.role !== 'system')];
+      this.historyIds = [];
     }
     const messages: ChatMessage[] = [...this.history, { role: 'user', content: userMessage }];
-    const { ids } = renderChat(this.host.tokenizer, messages, { format: this.host.chatFormat });
-    return new GenerationStream((cancelled) => this.run(ids, options, cancelled, (answer) => {
+    const format = { format: this.host.chatFormat };
+    const full = renderChat(this.host.tokenizer, messages, format).ids;
+    let ids = full;
+    if (this.historyIds.length > 0) {
+      // Rendering only appends for a new turn: keep the cached turns, add the new tail.
+      const before = renderChat(this.host.tokenizer, this.history, { ...format, addGenerationPrompt: false }).ids;
+      if (before.every((id, i) => full[i] === id)) ids = [...this.historyIds, ...full.slice(before.length)];
+    }
+    const endOfTurn = this.host.tokenizer.eotId ?? this.host.tokenizer.eosId;
+    return new GenerationStream((cancelled) => this.run(ids, options, cancelled, (answer, tokens) => {
       this.history = [...messages, { role: 'assistant', content: answer }];
+      this.historyIds = [...ids, ...tokens, endOfTurn];
     }));
   }
 
@@ -251,7 +267,7 @@ export class Session {
     promptIds: number[],
     options: GenerateOptions,
     cancelled: () => boolean,
-    onDone: ((text: string) => void) | undefined,
+    onDone: ((text: string, tokens: readonly number[]) => void) | undefined,
   ): AsyncGenerator<GenerationChunk, GenerationResult> {
     this.assertIdle();
     const sampling = resolveSampling(options);
@@ -316,7 +332,7 @@ export class Session {
         }
       }
       const t2 = performance.now();
-      onDone?.(text);
+      onDone?.(text, generated);
       const promptTokens = promptIds.length - reused;
       return {
         text,
