@@ -184,7 +184,7 @@ const FILE_TYPES: Partial<Record<number, number>> = { [GgmlType.I2_S]: 40, [Ggml
 
 /**
  * GGUF metadata as the converters write it (reference 3f). Both flavours also carry
- * `{arch}.hidden_activation`: upstream needs it for ReLU², and for bitnet.cpp files it keeps
+ * `{arch}.hidden_activation`: our reader uses it; upstream llama.cpp (v0.4.0/v0.5.0 as bundled by node-llama-cpp) ignores it and hard-codes SiLU for `bitnet`, see docs/llama-cpp-comparison.md, and for bitnet.cpp files it keeps
  * small synthetic models (whose vocabulary cannot identify the 2B4T family) unambiguous.
  */
 function ggufMetadata(config: ModelConfig, tokenizer: TokenizerJson, arch: string, ternaryType: number): [string, GgufValue][] {
