@@ -18,6 +18,7 @@ import {
   LM_HEAD_ROW_SCALE,
   readBitplaneHeader,
   TOKENIZER_BLOB,
+  TOKENIZER_COMPILED_BLOB,
   TOKENIZER_CONFIG_BLOB,
   writeBitplaneFile,
 } from '../formats/bitplane-file';
@@ -27,10 +28,11 @@ import { ModelSource, openModel } from '../formats/model-reader';
 import type { ConfigOverrides, TensorSpec } from '../model/architecture';
 import { readGgufTokenizerMetadata } from '../tokenizer/gguf-metadata';
 import { hfTokenizerFilesFromGguf } from '../tokenizer/hf-json';
-import type { HfTokenizerConfig } from '../tokenizer/tokenizer';
+import { Tokenizer } from '../tokenizer/tokenizer';
+import type { HfTokenizerConfig, HfTokenizerJson } from '../tokenizer/tokenizer';
 
 /** Bumped whenever the converter's output bytes change, so cached conversions are redone. */
-export const CONVERTER_VERSION = 1;
+export const CONVERTER_VERSION = 2;
 
 /** How the LM head is stored: per-row int8 (smaller and faster to read) or f16 only. */
 export type LmHeadFormat = 'int8' | 'f16';
@@ -84,7 +86,8 @@ const ROWS_PER_CHUNK = 1024;
  * Converts `input` (an HF folder or a .gguf file) to a bit-plane model file at `output`.
  * Ternary matrices are packed into bit planes with β as their scale, norms stay f32, the
  * embedding (and an untied lm_head.weight) become f16, the tokenizer is stored as HF
- * tokenizer.json + tokenizer_config.json blobs (built from tokenizer.ggml.* for GGUF inputs).
+ * tokenizer.json + tokenizer_config.json blobs (built from tokenizer.ggml.* for GGUF inputs) plus
+ * the same tokenizer compiled (tokenizer.bin, see Tokenizer.toCompiled) for fast loading.
  * @throws ModelFileError for invalid inputs (nothing is written), or when a value overflows f16
  */
 export function convertModel(input: string, output: string, options: ConvertOptions = {}): ConvertResult {
@@ -236,7 +239,39 @@ function blob(name: string, bytes: Uint8Array): BitplaneTensorInput {
   return { name, kind: 'blob', shape: [], bytes: () => bytes };
 }
 
+/** The tokenizer files of a source model, as they are stored in the converted file. */
+interface TokenizerFiles {
+  /** Where the tokenizer comes from, for error messages. */
+  origin: string;
+  tokenizerJson: Uint8Array;
+  tokenizerConfig: Uint8Array | null;
+  chatTemplate: string | null;
+}
+
+/**
+ * The tokenizer.json / tokenizer_config.json blobs plus the compiled form of the same tokenizer,
+ * built the way BitNetModel.load builds it from the JSON (the file's chat template wins).
+ */
 function tokenizerBlobs(source: ModelSource): TokenizerContent {
+  const files = tokenizerFiles(source);
+  const blobs = [blob(TOKENIZER_BLOB, files.tokenizerJson)];
+  let config: HfTokenizerConfig = {};
+  if (files.tokenizerConfig !== null) {
+    blobs.push(blob(TOKENIZER_CONFIG_BLOB, files.tokenizerConfig));
+    config = JSON.parse(Buffer.from(files.tokenizerConfig).toString('utf8')) as HfTokenizerConfig;
+  }
+  let compiled: Uint8Array;
+  try {
+    const json = JSON.parse(Buffer.from(files.tokenizerJson).toString('utf8')) as HfTokenizerJson;
+    compiled = Tokenizer.fromHfJson(json, { ...config, chat_template: files.chatTemplate }).toCompiled();
+  } catch (error) {
+    throw new ModelFileError(files.origin, null, `tokenizer: ${(error as Error).message}`);
+  }
+  blobs.push(blob(TOKENIZER_COMPILED_BLOB, compiled));
+  return { blobs, chatTemplate: files.chatTemplate };
+}
+
+function tokenizerFiles(source: ModelSource): TokenizerFiles {
   if (source.format === 'gguf') {
     const gguf = GgufFile.open(source.path);
     try {
@@ -249,7 +284,9 @@ function tokenizerBlobs(source: ModelSource): TokenizerContent {
       const chatTemplate = realChatTemplate(metadata.chatTemplate);
       const files = hfTokenizerFilesFromGguf(metadata, chatTemplate);
       return {
-        blobs: [blob(TOKENIZER_BLOB, Buffer.from(JSON.stringify(files.tokenizerJson))), blob(TOKENIZER_CONFIG_BLOB, Buffer.from(JSON.stringify(files.tokenizerConfig)))],
+        origin: source.path,
+        tokenizerJson: Buffer.from(JSON.stringify(files.tokenizerJson)),
+        tokenizerConfig: Buffer.from(JSON.stringify(files.tokenizerConfig)),
         chatTemplate,
       };
     } finally {
@@ -258,9 +295,9 @@ function tokenizerBlobs(source: ModelSource): TokenizerContent {
   }
   const tokenizerPath = path.join(source.path, 'tokenizer.json');
   if (!fs.existsSync(tokenizerPath)) throw new ModelFileError(tokenizerPath, null, 'tokenizer.json missing: the converted file must carry the tokenizer');
-  const blobs = [blob(TOKENIZER_BLOB, fs.readFileSync(tokenizerPath))];
+  const tokenizerJson = fs.readFileSync(tokenizerPath);
   const configPath = path.join(source.path, 'tokenizer_config.json');
-  if (!fs.existsSync(configPath)) return { blobs, chatTemplate: null };
+  if (!fs.existsSync(configPath)) return { origin: tokenizerPath, tokenizerJson, tokenizerConfig: null, chatTemplate: null };
   const configBytes = fs.readFileSync(configPath);
   let config: HfTokenizerConfig;
   try {
@@ -268,10 +305,9 @@ function tokenizerBlobs(source: ModelSource): TokenizerContent {
   } catch (error) {
     throw new ModelFileError(configPath, null, `cannot read JSON (${(error as Error).message})`);
   }
-  blobs.push(blob(TOKENIZER_CONFIG_BLOB, configBytes));
   const template = config.chat_template;
   const chosen = typeof template === 'string' ? template : Array.isArray(template) ? template.find((t) => t.name === 'default')?.template : undefined;
-  return { blobs, chatTemplate: realChatTemplate(chosen) };
+  return { origin: tokenizerPath, tokenizerJson, tokenizerConfig: configBytes, chatTemplate: realChatTemplate(chosen) };
 }
 
 /** bitnet.cpp's converter embeds a placeholder containing "BITNET" (reference 3f); it is no template. */

@@ -14,6 +14,7 @@ import {
   LM_HEAD_ROW_SCALE,
   readBitplaneHeader,
   TOKENIZER_BLOB,
+  TOKENIZER_COMPILED_BLOB,
   TOKENIZER_CONFIG_BLOB,
   verifyBitplaneChecksums,
 } from '../formats/bitplane-file';
@@ -103,6 +104,26 @@ class MappedTensors {
   }
 }
 
+/**
+ * The file's tokenizer: from the compiled blob when the converter wrote one (milliseconds), else
+ * from tokenizer.json (seconds for the Llama-3 vocabulary; files from converter version 1).
+ */
+function loadTokenizer(tensors: MappedTensors, header: BitplaneHeader): Tokenizer {
+  if (tensors.has(TOKENIZER_COMPILED_BLOB)) {
+    try {
+      return Tokenizer.fromCompiled(tensors.blob(TOKENIZER_COMPILED_BLOB));
+    } catch (error) {
+      throw new ModelFileError(header.path, TOKENIZER_COMPILED_BLOB, (error as Error).message);
+    }
+  }
+  const tokenizerJson = JSON.parse(tensors.blob(TOKENIZER_BLOB).toString('utf8')) as HfTokenizerJson;
+  const tokenizerConfig: HfTokenizerConfig = tensors.has(TOKENIZER_CONFIG_BLOB)
+    ? (JSON.parse(tensors.blob(TOKENIZER_CONFIG_BLOB).toString('utf8')) as HfTokenizerConfig)
+    : {};
+  // The index's template wins: the converter stores null for bitnet.cpp's placeholder.
+  return Tokenizer.fromHfJson(tokenizerJson, { ...tokenizerConfig, chat_template: header.chatTemplate });
+}
+
 function nativeSpec(config: ModelConfig, t: MappedTensors, maxContext: number): NativeModelSpec {
   const layers: NativeLayerSpec[] = [];
   for (let l = 0; l < config.layers; l++) {
@@ -176,12 +197,7 @@ export class BitNetModel implements SessionHost {
     this.path = header.path;
     const maxContext = options.maxContext ?? header.config.maxPositions;
     if (!Number.isInteger(maxContext) || maxContext < 1) throw new RangeError(`maxContext must be a positive integer, got ${maxContext}`);
-    const tokenizerJson = JSON.parse(tensors.blob(TOKENIZER_BLOB).toString('utf8')) as HfTokenizerJson;
-    const tokenizerConfig: HfTokenizerConfig = tensors.has(TOKENIZER_CONFIG_BLOB)
-      ? (JSON.parse(tensors.blob(TOKENIZER_CONFIG_BLOB).toString('utf8')) as HfTokenizerConfig)
-      : {};
-    // The index's template wins: the converter stores null for bitnet.cpp's placeholder.
-    this.tokenizer = Tokenizer.fromHfJson(tokenizerJson, { ...tokenizerConfig, chat_template: header.chatTemplate });
+    this.tokenizer = loadTokenizer(tensors, header);
     this.stopTokenIds = [...new Set([...this.tokenizer.stopTokenIds, ...header.config.eosTokenIds])];
     this.runtime = new Runtime(options);
     this.nativeModel = new native.NativeModel(nativeSpec(header.config, tensors, maxContext));

@@ -93,6 +93,11 @@ export interface BitplaneTensorInput {
 export const TOKENIZER_BLOB = 'tokenizer.json';
 /** Name of the optional blob entry holding tokenizer_config.json (BOS/EOS names, add_bos_token). */
 export const TOKENIZER_CONFIG_BLOB = 'tokenizer_config.json';
+/**
+ * Name of the optional blob entry holding the same tokenizer in compiled form (Tokenizer.toCompiled),
+ * which loads in milliseconds; tokenizer.json stays the readable, standard copy.
+ */
+export const TOKENIZER_COMPILED_BLOB = 'tokenizer.bin';
 /** The optional int8 LM head: i8 [vocab, int8HeadCols(hidden)], rows zero-padded. */
 export const LM_HEAD_INT8 = 'lm_head.int8';
 /** Per-row scales of the int8 LM head: f32 [vocab]; row r's logits weight is q[r][k] * scale[r]. */
@@ -269,6 +274,7 @@ function checkTensorSet(file: string, config: ModelConfig, entries: BitplaneTens
   }
   expect(TOKENIZER_BLOB, ['blob'], null, 'the tokenizer');
   if (byName.has(TOKENIZER_CONFIG_BLOB)) expect(TOKENIZER_CONFIG_BLOB, ['blob'], null, 'the tokenizer config');
+  if (byName.has(TOKENIZER_COMPILED_BLOB)) expect(TOKENIZER_COMPILED_BLOB, ['blob'], null, 'the compiled tokenizer');
   if (byName.has(LM_HEAD_INT8) || byName.has(LM_HEAD_ROW_SCALE)) {
     expect(LM_HEAD_INT8, ['i8'], [config.vocab, int8HeadCols(config.hidden)], 'the int8 LM head');
     expect(LM_HEAD_ROW_SCALE, ['f32'], [config.vocab], 'the int8 LM head row scales');

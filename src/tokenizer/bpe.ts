@@ -1,4 +1,3 @@
-import { BYTE_TO_CHAR, bytesToTokenString } from './byte-unicode';
 
 /** A merge rule: the two byte-level token strings that combine into their concatenation. */
 export type MergePair = readonly [left: string, right: string];
@@ -9,50 +8,152 @@ const MAX_CACHE_ENTRIES = 1 << 16;
 const POSITION_RANGE = 2 ** 32;
 const MAX_MERGES = 2 ** 21;
 
+/** Smallest power-of-two slot count (at least 1024) that keeps the load factor at most 2/3. */
+function tableSize(entries: number): number {
+  let size = 1024;
+  while (size * 2 < entries * 3) size *= 2;
+  return size;
+}
+
+/** Whether `n` is a valid hash-table slot count. */
+export function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+/** Ints per slot of a pair-rank table: left id (-1 when empty), right id, rank. */
+const PAIR_SLOT_INTS = 3;
+
+function pairHash(left: number, right: number): number {
+  return (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77)) >>> 0;
+}
+
+/**
+ * The slots of a {@link PairRankTable} over merge triples (see {@link BytePairEncoder}); the
+ * compiled tokenizer stores them so that loading does not rebuild the table.
+ */
+export function buildPairRankSlots(merges: Int32Array): Int32Array {
+  const mergeCount = merges.length / 3;
+  const size = tableSize(mergeCount);
+  const slots = new Int32Array(size * PAIR_SLOT_INTS).fill(-1);
+  const mask = size - 1;
+  for (let rank = 0; rank < mergeCount; rank++) {
+    const left = merges[rank * 3];
+    const right = merges[rank * 3 + 1];
+    let slot = pairHash(left, right) & mask;
+    for (;;) {
+      const base = slot * PAIR_SLOT_INTS;
+      const storedLeft = slots[base];
+      if (storedLeft === -1) {
+        slots[base] = left;
+        slots[base + 1] = right;
+        slots[base + 2] = rank;
+        break;
+      }
+      // Keeps the first (lowest) rank when a pair is listed twice, as HF tokenizers does.
+      if (storedLeft === left && slots[base + 1] === right) break;
+      slot = (slot + 1) & mask;
+    }
+  }
+  return slots;
+}
+
 /**
  * Open-addressing hash table from a token-id pair to its merge rank. A Map keyed by
  * `left * 2^k + right` would hash heap-allocated doubles; this keeps the hot lookup in int32.
+ * Each slot is (left, right, rank) side by side, so a probe touches one cache line.
  */
 class PairRankTable {
-  private readonly lefts: Int32Array;
-  private readonly rights: Int32Array;
-  private readonly ranks: Int32Array;
   private readonly mask: number;
 
-  constructor(capacityHint: number) {
-    let size = 1024;
-    while (size < capacityHint * 2) size *= 2;
-    this.lefts = new Int32Array(size).fill(-1);
-    this.rights = new Int32Array(size);
-    this.ranks = new Int32Array(size);
+  /** @param slots from {@link buildPairRankSlots}. */
+  constructor(private readonly slots: Int32Array) {
+    const size = slots.length / PAIR_SLOT_INTS;
+    if (!isPowerOfTwo(size)) throw new Error(`pair-rank table of ${slots.length} ints is not a power-of-two number of slots`);
     this.mask = size - 1;
-  }
-
-  private static hash(left: number, right: number): number {
-    return (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77)) >>> 0;
-  }
-
-  /** Keeps the first (lowest) rank when a pair is listed twice, as HF tokenizers does. */
-  insertIfAbsent(left: number, right: number, rank: number): void {
-    let slot = PairRankTable.hash(left, right) & this.mask;
-    while (this.lefts[slot] !== -1) {
-      if (this.lefts[slot] === left && this.rights[slot] === right) return;
-      slot = (slot + 1) & this.mask;
-    }
-    this.lefts[slot] = left;
-    this.rights[slot] = right;
-    this.ranks[slot] = rank;
   }
 
   /** @returns the rank, or -1 when the pair never merges (including when `left` is -1). */
   get(left: number, right: number): number {
-    let slot = PairRankTable.hash(left, right) & this.mask;
-    for (;;) {
-      const storedLeft = this.lefts[slot];
+    const slots = this.slots;
+    let slot = pairHash(left, right) & this.mask;
+    // Bounded by the table size so that a corrupt table without empty slots cannot hang.
+    for (let probe = 0; probe <= this.mask; probe++) {
+      const base = slot * PAIR_SLOT_INTS;
+      const storedLeft = slots[base];
       if (storedLeft === -1) return -1;
-      if (storedLeft === left && this.rights[slot] === right) return this.ranks[slot];
+      if (storedLeft === left && slots[base + 1] === right) return slots[base + 2];
       slot = (slot + 1) & this.mask;
     }
+    return -1;
+  }
+}
+
+function bytesHash(bytes: Uint8Array, start: number, length: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = start; i < start + length; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
+  return hash >>> 0;
+}
+
+function sameBytes(tokenBytes: Uint8Array, tokenOffsets: Int32Array, id: number, bytes: Uint8Array, start: number, length: number): boolean {
+  const tokenStart = tokenOffsets[id];
+  if (tokenOffsets[id + 1] - tokenStart !== length) return false;
+  for (let i = 0; i < length; i++) if (tokenBytes[tokenStart + i] !== bytes[start + i]) return false;
+  return true;
+}
+
+/**
+ * The slots of a {@link TokenBytesIndex} (token id, -1 when empty) over every id with bytes; the
+ * compiled tokenizer stores them so that loading does not rebuild the index.
+ */
+export function buildTokenIndexSlots(tokenBytes: Uint8Array, tokenOffsets: Int32Array): Int32Array {
+  const tokenCount = tokenOffsets.length - 1;
+  const size = tableSize(tokenCount);
+  const slots = new Int32Array(size).fill(-1);
+  const mask = size - 1;
+  for (let id = 0; id < tokenCount; id++) {
+    const start = tokenOffsets[id];
+    const length = tokenOffsets[id + 1] - start;
+    if (length === 0) continue;
+    let slot = bytesHash(tokenBytes, start, length) & mask;
+    // Keeps the first id when two ids share bytes (the compiler rejects that; only a corrupt file has it).
+    while (slots[slot] !== -1 && !sameBytes(tokenBytes, tokenOffsets, slots[slot], tokenBytes, start, length)) slot = (slot + 1) & mask;
+    if (slots[slot] === -1) slots[slot] = id;
+  }
+  return slots;
+}
+
+/**
+ * Open-addressing hash table from a token's bytes to its id, over the flat token bytes of a
+ * compiled tokenizer: lookups hash the piece's bytes directly instead of building a string key.
+ */
+export class TokenBytesIndex {
+  private readonly mask: number;
+
+  /**
+   * @param tokenBytes the bytes of all tokens, back to back.
+   * @param tokenOffsets id i's bytes are `tokenBytes[tokenOffsets[i] .. tokenOffsets[i + 1])`.
+   * @param slots from {@link buildTokenIndexSlots} over the same bytes and offsets.
+   */
+  constructor(
+    private readonly tokenBytes: Uint8Array,
+    private readonly tokenOffsets: Int32Array,
+    private readonly slots: Int32Array,
+  ) {
+    if (!isPowerOfTwo(slots.length)) throw new Error(`token index of ${slots.length} slots is not a power of two`);
+    this.mask = slots.length - 1;
+  }
+
+  /** @returns the id of the token whose bytes are `bytes[start .. start + length)`, or undefined. */
+  get(bytes: Uint8Array, start: number, length: number): number | undefined {
+    let slot = bytesHash(bytes, start, length) & this.mask;
+    // Bounded by the table size so that a corrupt table without empty slots cannot hang.
+    for (let probe = 0; probe <= this.mask; probe++) {
+      const id = this.slots[slot];
+      if (id === -1) return undefined;
+      if (sameBytes(this.tokenBytes, this.tokenOffsets, id, bytes, start, length)) return id;
+      slot = (slot + 1) & this.mask;
+    }
+    return undefined;
   }
 }
 
@@ -65,7 +166,6 @@ class PairRankTable {
 export class BytePairEncoder {
   private readonly byteIds = new Int32Array(256);
   private readonly pairRanks: PairRankTable;
-  private readonly mergedIdByRank: Int32Array;
   private readonly cache = new Map<string, readonly number[]>();
   private utf8 = new Uint8Array(256);
   private symbolIds = new Int32Array(256);
@@ -74,33 +174,28 @@ export class BytePairEncoder {
   private readonly heap: number[] = [];
 
   /**
-   * @param vocab byte-level token string -> id, ordinary (non-added) tokens only.
-   * @param merges merge rules in priority order (index = rank).
+   * @param tokens the ordinary (non-added) tokens by their bytes.
+   * @param merges merge rules as (left id, right id, merged id) triples in priority order (triple index = rank);
+   *   the ids must be valid, which the builders in compiled.ts ensure.
+   * @param pairRankSlots {@link buildPairRankSlots} of `merges`.
    * @param ignoreMerges when true, a piece that is itself a token is emitted whole without merging.
    */
   constructor(
-    private readonly vocab: ReadonlyMap<string, number>,
-    merges: readonly MergePair[],
+    private readonly tokens: TokenBytesIndex,
+    private readonly merges: Int32Array,
+    pairRankSlots: Int32Array,
     private readonly ignoreMerges: boolean,
   ) {
+    const single = new Uint8Array(1);
     for (let byte = 0; byte < 256; byte++) {
-      const id = vocab.get(BYTE_TO_CHAR[byte]);
+      single[0] = byte;
+      const id = tokens.get(single, 0, 1);
       if (id === undefined) throw new Error(`BPE vocabulary lacks the token for byte 0x${byte.toString(16)}`);
       this.byteIds[byte] = id;
     }
-    if (merges.length > MAX_MERGES) throw new Error(`${merges.length} merge rules exceed the supported ${MAX_MERGES}`);
-    this.pairRanks = new PairRankTable(merges.length);
-    this.mergedIdByRank = new Int32Array(merges.length);
-    merges.forEach(([left, right], rank) => {
-      const leftId = vocab.get(left);
-      const rightId = vocab.get(right);
-      const mergedId = vocab.get(left + right);
-      if (leftId === undefined || rightId === undefined || mergedId === undefined) {
-        throw new Error(`merge rule ${rank} ("${left} ${right}") refers to a token missing from the vocabulary`);
-      }
-      this.mergedIdByRank[rank] = mergedId;
-      this.pairRanks.insertIfAbsent(leftId, rightId, rank);
-    });
+    const mergeCount = merges.length / 3;
+    if (mergeCount > MAX_MERGES) throw new Error(`${mergeCount} merge rules exceed the supported ${MAX_MERGES}`);
+    this.pairRanks = new PairRankTable(pairRankSlots);
   }
 
   /** Appends the ids of one pre-tokenized piece to `out`. */
@@ -164,7 +259,7 @@ export class BytePairEncoder {
       return;
     }
     if (this.ignoreMerges) {
-      const whole = this.vocab.get(bytesToTokenString(bytes.subarray(0, length)));
+      const whole = this.tokens.get(bytes, 0, length);
       if (whole !== undefined) {
         out.push(whole);
         return;
@@ -196,7 +291,7 @@ export class BytePairEncoder {
       const right = next[position];
       // Stale entries: a symbol merged away has id -1, and a changed pair has a different rank.
       if (right < 0 || this.pairRanks.get(ids[position], ids[right]) !== rank) continue;
-      ids[position] = this.mergedIdByRank[rank];
+      ids[position] = this.merges[rank * 3 + 2];
       ids[right] = -1;
       const afterRight = next[right];
       next[position] = afterRight;

@@ -16,3 +16,5 @@ export type { StreamDecoderOptions, TokenByteSource } from './stream-decoder';
 export { pretokenize } from './pretokenize';
 export { BYTE_TO_CHAR, bytesToTokenString, tokenStringToBytes } from './byte-unicode';
 export type { MergePair } from './bpe';
+export { COMPILED_TOKENIZER_VERSION, CompiledTokenizerError } from './compiled';
+export type { CompiledTokenizerData, CompiledTokenizerMeta } from './compiled';

@@ -1,5 +1,11 @@
-import { BytePairEncoder, MergePair } from './bpe';
-import { tokenStringToBytes } from './byte-unicode';
+import { BytePairEncoder, MergePair, TokenBytesIndex } from './bpe';
+import { bytesToTokenString, tokenStringToBytes } from './byte-unicode';
+import {
+  CompiledTokenizerData,
+  compileTokenizerSpec,
+  decodeCompiledTokenizer,
+  encodeCompiledTokenizer,
+} from './compiled';
 import { LLAMA3_HF_PATTERN, pretokenize } from './pretokenize';
 
 /** Options for {@link Tokenizer.encode}. */
@@ -123,52 +129,65 @@ export class Tokenizer {
   readonly addBosByDefault: boolean;
 
   private readonly encoder: BytePairEncoder;
-  private readonly tokenStrings: string[];
-  private readonly tokenBytesById: Uint8Array[];
+  private readonly compiled: CompiledTokenizerData;
+  private readonly ordinaryTokens: TokenBytesIndex;
   private readonly specialIds: Set<number>;
-  private readonly ordinaryIds: ReadonlyMap<string, number>;
   private readonly idByAddedContent: Map<string, number>;
+  private readonly addedContentById: Map<number, string>;
+  private readonly addedBytesById: Map<number, Uint8Array>;
   /** Matches all added tokens (used with allowSpecial). */
   private readonly allAddedMatcher: RegExp | undefined;
   /** Matches the non-special added tokens, which are recognised in any text. */
   private readonly nonSpecialAddedMatcher: RegExp | undefined;
 
-  constructor(spec: TokenizerSpec) {
-    this.encoder = new BytePairEncoder(spec.vocab, spec.merges, spec.ignoreMerges);
-    let maxId = -1;
-    for (const id of spec.vocab.values()) maxId = Math.max(maxId, id);
-    for (const token of spec.addedTokens) maxId = Math.max(maxId, token.id);
-    this.vocabSize = maxId + 1;
-    this.tokenStrings = new Array<string>(this.vocabSize).fill('');
-    this.tokenBytesById = new Array<Uint8Array>(this.vocabSize).fill(new Uint8Array(0));
-    for (const [token, id] of spec.vocab) {
-      const bytes = tokenStringToBytes(token);
-      if (bytes === undefined) throw new Error(`token ${id} (${JSON.stringify(token)}) is not a byte-level token string`);
-      this.tokenStrings[id] = token;
-      this.tokenBytesById[id] = bytes;
-    }
-    this.ordinaryIds = spec.vocab;
+  /**
+   * @param source token strings and merges (from the HF / GGUF loaders), or the same already
+   *   resolved to ids and bytes (see {@link Tokenizer.fromCompiled}).
+   */
+  constructor(source: TokenizerSpec | CompiledTokenizerData) {
+    const compiled = 'tokenOffsets' in source ? source : compileTokenizerSpec(source);
+    const meta = compiled.meta;
+    this.compiled = compiled;
+    this.vocabSize = compiled.tokenOffsets.length - 1;
+    this.ordinaryTokens = new TokenBytesIndex(compiled.tokenBytes, compiled.tokenOffsets, compiled.tokenIndexSlots);
+    this.encoder = new BytePairEncoder(this.ordinaryTokens, compiled.merges, compiled.pairRankSlots, meta.ignoreMerges);
     this.specialIds = new Set();
     this.idByAddedContent = new Map();
-    for (const token of spec.addedTokens) {
-      this.tokenStrings[token.id] = token.content;
-      this.tokenBytesById[token.id] = utf8Encoder.encode(token.content);
+    this.addedContentById = new Map();
+    this.addedBytesById = new Map();
+    for (const token of meta.addedTokens) {
+      this.addedContentById.set(token.id, token.content);
+      this.addedBytesById.set(token.id, utf8Encoder.encode(token.content));
       this.idByAddedContent.set(token.content, token.id);
       if (token.special) this.specialIds.add(token.id);
     }
-    this.allAddedMatcher = buildAlternation(spec.addedTokens.map((token) => token.content));
+    this.allAddedMatcher = buildAlternation(meta.addedTokens.map((token) => token.content));
     this.nonSpecialAddedMatcher = buildAlternation(
-      spec.addedTokens.filter((token) => !token.special).map((token) => token.content),
+      meta.addedTokens.filter((token) => !token.special).map((token) => token.content),
     );
-    for (const id of [spec.bosId, spec.eosId]) {
+    for (const id of [meta.bosId, meta.eosId]) {
       if (!(id >= 0 && id < this.vocabSize)) throw new Error(`special token id ${id} is outside the vocabulary`);
     }
-    this.bosId = spec.bosId;
-    this.eosId = spec.eosId;
+    this.bosId = meta.bosId;
+    this.eosId = meta.eosId;
     this.eotId = this.idByAddedContent.get(LLAMA3_EOT);
     this.stopTokenIds = this.eotId === undefined ? [this.eosId] : [this.eosId, this.eotId];
-    this.chatTemplate = spec.chatTemplate;
-    this.addBosByDefault = spec.addBosByDefault;
+    this.chatTemplate = meta.chatTemplate;
+    this.addBosByDefault = meta.addBosByDefault;
+  }
+
+  /**
+   * Builds a tokenizer from a blob written by {@link Tokenizer.toCompiled} (milliseconds, against
+   * seconds for the Llama-3 tokenizer.json). The tokenizer keeps views of `blob`: do not modify it.
+   * @throws CompiledTokenizerError if the blob is truncated, corrupt or of another version
+   */
+  static fromCompiled(blob: Uint8Array): Tokenizer {
+    return new Tokenizer(decodeCompiledTokenizer(blob));
+  }
+
+  /** This tokenizer in the compiled form that {@link Tokenizer.fromCompiled} reads. */
+  toCompiled(): Uint8Array {
+    return encodeCompiledTokenizer(this.compiled);
   }
 
   /**
@@ -281,18 +300,24 @@ export class Tokenizer {
   /** The raw bytes a token stands for (UTF-8 of the text for added tokens). */
   tokenBytes(id: number): Uint8Array {
     this.checkId(id);
-    return this.tokenBytesById[id];
+    const added = this.addedBytesById.get(id);
+    if (added !== undefined) return added;
+    const offsets = this.compiled.tokenOffsets;
+    return this.compiled.tokenBytes.subarray(offsets[id], offsets[id + 1]);
   }
 
   /** The token as stored in tokenizer.json / GGUF: byte-level form for ordinary tokens, literal text for added tokens. */
   tokenString(id: number): string {
     this.checkId(id);
-    return this.tokenStrings[id];
+    return this.addedContentById.get(id) ?? bytesToTokenString(this.tokenBytes(id));
   }
 
   /** Id of a token given in its stored form (see {@link tokenString}), or undefined. */
   tokenId(tokenString: string): number | undefined {
-    return this.idByAddedContent.get(tokenString) ?? this.ordinaryIds.get(tokenString);
+    const added = this.idByAddedContent.get(tokenString);
+    if (added !== undefined) return added;
+    const bytes = tokenStringToBytes(tokenString);
+    return bytes === undefined ? undefined : this.ordinaryTokens.get(bytes, 0, bytes.length);
   }
 
   /** Whether `id` is a special (control) token such as BOS, EOS or `<|eot_id|>`. */
