@@ -12,7 +12,7 @@ import { readBitplaneHeader, TOKENIZER_BLOB, TOKENIZER_COMPILED_BLOB, TOKENIZER_
 import { BYTE_TO_CHAR, Tokenizer } from '../src/tokenizer';
 import { COMPILED_TOKENIZER_VERSION, CompiledTokenizerError } from '../src/tokenizer/compiled';
 import { modelFileError, scratchDir, tinyModel } from './helpers/model-files';
-import { BITNET_2B4T_CHAT_TEMPLATE, loadLlama3TokenizerConfig, loadLlama3TokenizerJson } from './tokenizer-fixtures';
+import { BITNET_2B4T_CHAT_TEMPLATE, loadLlama3TokenizerConfig, loadLlama3TokenizerJson, seededRandom } from './tokenizer-fixtures';
 
 const fromJson = Tokenizer.fromHfJson(loadLlama3TokenizerJson(), {
   ...loadLlama3TokenizerConfig(),
@@ -21,17 +21,6 @@ const fromJson = Tokenizer.fromHfJson(loadLlama3TokenizerJson(), {
 const blob = fromJson.toCompiled();
 const compiled = Tokenizer.fromCompiled(blob);
 
-/** Seeded PRNG (mulberry32) so the generated corpus is reproducible. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEPARATORS = [' ', '', '', '\n', '  ', '\t', ', ', "'s ", '123', ' 😀', 'é', '<|eot_id|>'];
 

@@ -16,3 +16,15 @@ export function loadLlama3TokenizerConfig(): HfTokenizerConfig {
 /** The HF chat_template of BitNet b1.58 2B4T as quoted in the reference (section 5.6). */
 export const BITNET_2B4T_CHAT_TEMPLATE =
   "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = message['role'] | capitalize + ': '+ message['content'] | trim + '<|eot_id|>' %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
+
+/** Seeded PRNG (mulberry32) so random cases are reproducible. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

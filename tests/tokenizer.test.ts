@@ -11,7 +11,7 @@ import {
   readGgufTokenizerMetadata,
   tokenStringToBytes,
 } from '../src/tokenizer';
-import { LLAMA3_MODEL_DIR, loadLlama3TokenizerConfig, loadLlama3TokenizerJson } from './tokenizer-fixtures';
+import { LLAMA3_MODEL_DIR, loadLlama3TokenizerConfig, loadLlama3TokenizerJson, seededRandom } from './tokenizer-fixtures';
 
 const json = loadLlama3TokenizerJson();
 const config = loadLlama3TokenizerConfig();
@@ -25,17 +25,6 @@ const BOS = 128000;
 const EOS = 128001;
 const EOT = 128009;
 
-/** Seeded PRNG (mulberry32) so random cases are reproducible. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CODE_POINT_POOLS: ReadonlyArray<readonly [number, number]> = [
   [0x20, 0x7e], // ASCII printable

@@ -4,14 +4,11 @@
  * tokenizer.ggml.* arrays derived from either.
  */
 import * as fs from 'fs';
+import { llama3TokenizerJson } from '../tokenizer/hf-json';
 
 /** The HF chat template of the 2B4T model (reference 5.6). */
 export const BITNET_CHAT_TEMPLATE =
   "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = message['role'] | capitalize + ': '+ message['content'] | trim + '<|eot_id|>' %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
-
-/** The Llama 3 pre-tokenizer regex (reference 5.3), as written in tokenizer.json. */
-export const LLAMA3_SPLIT_REGEX =
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /** The parts of an HF tokenizer.json this module reads and writes. */
 export interface TokenizerJson {
@@ -65,42 +62,16 @@ export function syntheticTokenizerJson(): TokenizerJson {
   byteOrder.forEach((b, id) => (vocab[byteToChar[b]] = id));
   for (const [a, b] of SYNTHETIC_MERGES) vocab[a + b] = Object.keys(vocab).length;
   const firstSpecial = Object.keys(vocab).length;
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: llama3SpecialNames().map((content, i) => ({
-      id: firstSpecial + i,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
-    normalizer: null,
-    pre_tokenizer: {
-      type: 'Sequence',
-      pretokenizers: [
-        { type: 'Split', pattern: { Regex: LLAMA3_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
-        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
-      ],
-    },
-    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: true,
-      vocab,
-      merges: SYNTHETIC_MERGES.map(([a, b]) => `${a} ${b}`),
-    },
-  };
+  const addedTokens = llama3SpecialNames().map((content, i) => ({
+    id: firstSpecial + i,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
+  return llama3TokenizerJson(vocab, addedTokens, SYNTHETIC_MERGES.map(([a, b]) => `${a} ${b}`)) as TokenizerJson;
 }
 
 /** The tokenizer.ggml.* content derived from a tokenizer.json. */

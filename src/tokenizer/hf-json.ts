@@ -9,38 +9,28 @@ import type { GgufTokenizerMetadata, HfTokenizerConfig, HfTokenizerJson } from '
 const GGUF_TOKEN_TYPE_NORMAL = 1;
 const GGUF_TOKEN_TYPE_USER_DEFINED = 4;
 
-/** An HF tokenizer.json / tokenizer_config.json pair, as plain JSON values. */
-export interface HfTokenizerFiles {
-  tokenizerJson: HfTokenizerJson & Record<string, unknown>;
-  tokenizerConfig: HfTokenizerConfig & Record<string, unknown>;
+/** One entry of tokenizer.json's added_tokens. */
+export interface HfAddedTokenJson {
+  id: number;
+  content: string;
+  single_word: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+  normalized: boolean;
+  special: boolean;
 }
 
 /**
- * The tokenizer.json of a byte-level BPE with the Llama-3 split pre-tokenizer, ByteLevel decoder
- * and `ignore_merges` (what bitnet.cpp's GGUFs hold, reference 3f), and a tokenizer_config.json
- * naming BOS/EOS by content.
- *
- * Token types follow {@link Tokenizer.fromGguf}: type 1 is the BPE vocabulary, every other type is
- * an added token, special unless it is 4 (user-defined).
- * @param chatTemplate the template to record (callers drop bitnet.cpp's placeholder); default null
- * @throws if a BOS/EOS id is outside the vocabulary
+ * A tokenizer.json for a byte-level BPE with the Llama-3 split pre-tokenizer, ByteLevel
+ * decoder and `ignore_merges`: the one shape this project writes (GGUF conversions and the
+ * synthetic models' tokenizers).
  */
-export function hfTokenizerFilesFromGguf(metadata: GgufTokenizerMetadata, chatTemplate: string | null = null): HfTokenizerFiles {
-  const vocab: Record<string, number> = {};
-  const addedTokens: { id: number; content: string; single_word: boolean; lstrip: boolean; rstrip: boolean; normalized: boolean; special: boolean }[] = [];
-  metadata.tokens.forEach((token, id) => {
-    const type = metadata.tokenTypes[id];
-    if (type === GGUF_TOKEN_TYPE_NORMAL) vocab[token] = id;
-    else addedTokens.push({ id, content: token, single_word: false, lstrip: false, rstrip: false, normalized: false, special: type !== GGUF_TOKEN_TYPE_USER_DEFINED });
-  });
-  const tokenAt = (id: number | undefined, what: string): string | undefined => {
-    if (id === undefined) return undefined;
-    if (!(id >= 0 && id < metadata.tokens.length)) throw new Error(`GGUF ${what} token id ${id} is outside the ${metadata.tokens.length}-token vocabulary`);
-    return metadata.tokens[id];
-  };
-  const bos = tokenAt(metadata.bosId, 'BOS');
-  const eos = tokenAt(metadata.eosId, 'EOS');
-  const tokenizerJson = {
+export function llama3TokenizerJson(
+  vocab: Record<string, number>,
+  addedTokens: HfAddedTokenJson[],
+  merges: string[],
+): HfTokenizerJson & Record<string, unknown> {
+  const json = {
     version: '1.0',
     truncation: null,
     padding: null,
@@ -65,9 +55,44 @@ export function hfTokenizerFilesFromGguf(metadata: GgufTokenizerMetadata, chatTe
       byte_fallback: false,
       ignore_merges: true,
       vocab,
-      merges: [...metadata.merges],
+      merges,
     },
   };
+  return json;
+}
+
+/** An HF tokenizer.json / tokenizer_config.json pair, as plain JSON values. */
+export interface HfTokenizerFiles {
+  tokenizerJson: HfTokenizerJson & Record<string, unknown>;
+  tokenizerConfig: HfTokenizerConfig & Record<string, unknown>;
+}
+
+/**
+ * The tokenizer.json of a byte-level BPE with the Llama-3 split pre-tokenizer, ByteLevel decoder
+ * and `ignore_merges` (what bitnet.cpp's GGUFs hold, reference 3f), and a tokenizer_config.json
+ * naming BOS/EOS by content.
+ *
+ * Token types follow {@link Tokenizer.fromGguf}: type 1 is the BPE vocabulary, every other type is
+ * an added token, special unless it is 4 (user-defined).
+ * @param chatTemplate the template to record (callers drop bitnet.cpp's placeholder); default null
+ * @throws if a BOS/EOS id is outside the vocabulary
+ */
+export function hfTokenizerFilesFromGguf(metadata: GgufTokenizerMetadata, chatTemplate: string | null = null): HfTokenizerFiles {
+  const vocab: Record<string, number> = {};
+  const addedTokens: HfAddedTokenJson[] = [];
+  metadata.tokens.forEach((token, id) => {
+    const type = metadata.tokenTypes[id];
+    if (type === GGUF_TOKEN_TYPE_NORMAL) vocab[token] = id;
+    else addedTokens.push({ id, content: token, single_word: false, lstrip: false, rstrip: false, normalized: false, special: type !== GGUF_TOKEN_TYPE_USER_DEFINED });
+  });
+  const tokenAt = (id: number | undefined, what: string): string | undefined => {
+    if (id === undefined) return undefined;
+    if (!(id >= 0 && id < metadata.tokens.length)) throw new Error(`GGUF ${what} token id ${id} is outside the ${metadata.tokens.length}-token vocabulary`);
+    return metadata.tokens[id];
+  };
+  const bos = tokenAt(metadata.bosId, 'BOS');
+  const eos = tokenAt(metadata.eosId, 'EOS');
+  const tokenizerJson = llama3TokenizerJson(vocab, addedTokens, [...metadata.merges]);
   const tokenizerConfig = {
     ...(bos === undefined ? {} : { bos_token: bos }),
     ...(eos === undefined ? {} : { eos_token: eos }),
