@@ -48,3 +48,19 @@ export function checkedRange(file: string, tensor: { name: string; byteLength: n
   }
   return count;
 }
+
+/**
+ * `length` bytes (default: all) from byte `start` of a tensor located in an
+ * open file; errors name the file and the tensor.
+ */
+export function readTensorBytes(
+  fd: number,
+  file: string,
+  name: string,
+  tensor: { name: string; offset: number; byteLength: number } | undefined,
+  start = 0,
+  length?: number,
+): Uint8Array {
+  if (!tensor) throw new ModelFileError(file, name, 'tensor not found');
+  return readExactly(fd, file, name, tensor.offset + start, checkedRange(file, tensor, start, length));
+}

@@ -7,7 +7,7 @@
  */
 import * as fs from 'fs';
 import { ModelFileError } from './errors';
-import { checkedRange, readExactly, TensorBytes, writeAll, writeTensorBytes } from './file-io';
+import { readExactly, readTensorBytes, TensorBytes, writeAll, writeTensorBytes } from './file-io';
 
 /** GGUF metadata value type ids. */
 export enum GgufValueType {
@@ -198,9 +198,7 @@ export class GgufFile {
   /** Reads the raw bytes of tensor `name`. */
   /** The tensor's bytes, or `length` of them from byte `start` of the tensor. */
   read(name: string, start = 0, length?: number): Uint8Array {
-    const tensor = this.tensors.get(name);
-    if (!tensor) throw new ModelFileError(this.path, name, 'tensor not found');
-    return readExactly(this.fd, this.path, name, tensor.offset + start, checkedRange(this.path, tensor, start, length));
+    return readTensorBytes(this.fd, this.path, name, this.tensors.get(name), start, length);
   }
 
   close(): void {

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ModelFileError } from './errors';
-import { checkedRange, readExactly, TensorBytes, writeAll, writeTensorBytes } from './file-io';
+import { readExactly, readTensorBytes, TensorBytes, writeAll, writeTensorBytes } from './file-io';
 
 /** Element types this engine reads from safetensors files. */
 export type SafetensorsDtype = 'BF16' | 'F16' | 'F32' | 'U8' | 'I8';
@@ -53,9 +53,7 @@ export class SafetensorsFile {
   /** Reads the raw little-endian bytes of tensor `name`. */
   /** The tensor's bytes, or `length` of them from byte `start` of the tensor. */
   read(name: string, start = 0, length?: number): Uint8Array {
-    const tensor = this.tensors.get(name);
-    if (!tensor) throw new ModelFileError(this.path, name, 'tensor not found');
-    return readExactly(this.fd, this.path, name, tensor.offset + start, checkedRange(this.path, tensor, start, length));
+    return readTensorBytes(this.fd, this.path, name, this.tensors.get(name), start, length);
   }
 
   close(): void {
