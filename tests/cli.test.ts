@@ -117,6 +117,13 @@ describe('bitnet-gen commands', () => {
     const model = await BitNetModel.load(modelFile, { threads: 1 });
     expect(json).toMatchObject({ lmHead: 'int8', weightBytesPerToken: model.weightBytesPerToken, config: model.config });
     expect(json.tokenizer.vocabSize).toBe(model.tokenizer.vocabSize);
+    // A flipped byte inside a tensor passes the header checks; --verify finds it.
+    const corrupt = path.join(scratch, 'corrupt.bitnet');
+    fs.copyFileSync(out, corrupt);
+    const fd = fs.openSync(corrupt, 'r+');
+    fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, 64 + 10);
+    fs.closeSync(fd);
+    expect(errorLine(await cli(['info', corrupt, '--verify']))).toMatch(/checksum mismatch/);
     expect(errorLine(await cli(['convert', path.join(scratch, 'nope'), out]))).toMatch(/nope: no such file or folder/);
     expect(errorLine(await cli(['convert', tinyModel().paths.hf!, out, '--lm-head', 'f32']))).toMatch(/--lm-head.*Allowed choices are int8, f16/);
   });

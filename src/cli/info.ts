@@ -77,12 +77,13 @@ interface InfoCliOptions {
   threads?: number;
   isa: string;
   json: boolean;
+  verify: boolean;
 }
 
 /** Runs `info`. */
 export async function runInfo(spec: string, options: InfoCliOptions, io: CliIo): Promise<void> {
   const file = await resolveModel(spec, io);
-  const model = await BitNetModel.load(file, { threads: options.threads, isa: options.isa, maxContext: 1 });
+  const model = await BitNetModel.load(file, { threads: options.threads, isa: options.isa, maxContext: 1, verify: options.verify });
   const info = modelInfo(model, fs.statSync(file).size);
   await write(io.stdout, options.json ? `${JSON.stringify(info)}\n` : `${formatInfo(info)}\n`);
 }
@@ -95,6 +96,7 @@ export function addInfoCommand(program: Command, io: CliIo): void {
     .option('-t, --threads <n>', 'threads to report for (default: BITNET_THREADS, else the CPUs available)', integerIn(1, 1024))
     .addOption(isaOption())
     .option('--json', 'print one JSON object', false)
+    .option('--verify', 'check every tensor\'s CRC-32 (reads the whole model file once)', false)
     .option('-v, --verbose', 'stack traces on errors', false)
     .action((spec: string, options: InfoCliOptions) => runInfo(spec, options, io));
 }
