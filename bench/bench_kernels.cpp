@@ -5,7 +5,7 @@
 // decode pass over 30 layers does. Prints a table, or JSON with --json.
 //
 //   bench_kernels [--json] [--weight-mib N] [--seconds S] [--threads T]
-//                 [--only gemv|lm_head|gemm] [--isa NAME]
+//                 [--only bandwidth|gemv|lm_head|gemm] [--isa NAME]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -184,6 +184,20 @@ void bench_gemv(Report& rep, const std::vector<std::string>& isas, uint8_t* weig
   }
 }
 
+// Streaming read bandwidth alone, over --weight-mib MiB, for callers that only need the
+// memory roofline (the model benchmark's decode roofline).
+void bench_bandwidth(Report& rep) {
+  const size_t bytes = rep.opt.weight_mib << 20;
+  auto buffer = alloc<uint8_t>(bytes);
+  fill_random(buffer.get(), bytes, 17);
+  for (size_t threads = 1; threads <= rep.opt.max_threads; ++threads) {
+    ThreadPool pool(threads);
+    const double gbps = measure_bandwidth(pool, buffer.get(), bytes, rep.opt.seconds);
+    rep.rows.push_back({"bandwidth", "-", std::to_string(rep.opt.weight_mib) + "MiB", threads,
+                        static_cast<double>(bytes) / (gbps * 1e9), static_cast<double>(bytes), 0, 0});
+  }
+}
+
 void bench_lm_head(Report& rep, const std::vector<std::string>& isas) {
   const Shape s = kLmHead;
   const double macs = static_cast<double>(s.rows) * s.cols;
@@ -278,7 +292,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--weight-mib" && has_value) o.weight_mib = std::strtoul(argv[++i], nullptr, 10);
     else if (a == "--seconds" && has_value) o.seconds = std::strtod(argv[++i], nullptr);
     else if (a == "--threads" && has_value) o.max_threads = std::max(1ul, std::strtoul(argv[++i], nullptr, 10));
-    else if (a == "--only" && has_value && (std::string(argv[i + 1]) == "gemv" ||
+    else if (a == "--only" && has_value && (std::string(argv[i + 1]) == "bandwidth" ||
+                                            std::string(argv[i + 1]) == "gemv" ||
                                             std::string(argv[i + 1]) == "lm_head" ||
                                             std::string(argv[i + 1]) == "gemm"))
       o.only = argv[++i];
@@ -286,7 +301,7 @@ Options parse(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: bench_kernels [--json] [--weight-mib N] [--seconds S] [--threads T] "
-                   "[--only gemv|lm_head|gemm] [--isa NAME]\n");
+                   "[--only bandwidth|gemv|lm_head|gemm] [--isa NAME]\n");
       std::exit(2);
     }
   }
@@ -301,6 +316,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> isas = runnable_isas();
   if (!rep.opt.isa.empty()) isas = {kernels_for(rep.opt.isa).isa_name};
   rep.ghz = measure_ghz();
+  if (rep.opt.only == "bandwidth") bench_bandwidth(rep);
   if (rep.opt.runs("gemv")) {
     size_t weight_bytes = rep.opt.weight_mib << 20;
     for (const Shape& s : kGemvShapes) weight_bytes = std::max(weight_bytes, packed_bytes(s.rows, s.cols));

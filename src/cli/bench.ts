@@ -7,7 +7,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import { BitNetModel } from '../engine/model';
-import { Rng } from '../generation/sampler';
+import { benchTestName, formatMarkdownTable, meanAndStddev, measureSessionTest, randomBenchTokens } from '../bench/measure';
+import type { BenchTestKind } from '../bench/measure';
 import { defaultThreadCount } from '../kernels';
 import { CliError, write } from './io';
 import type { CliIo } from './io';
@@ -42,12 +43,6 @@ interface BenchCliOptions {
   verbose: boolean;
 }
 
-function meanAndStddev(values: number[]): { mean: number; stddev: number } {
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  const variance = values.length > 1 ? values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1) : 0;
-  return { mean, stddev: Math.sqrt(variance) };
-}
-
 function row(engine: BenchResult['engine'], backend: string, threads: number, test: string, samples: number[]): BenchResult {
   const { mean, stddev } = meanAndStddev(samples);
   return { engine, backend, threads, test, samples, avgTokensPerSecond: mean, stddevTokensPerSecond: stddev };
@@ -58,31 +53,16 @@ async function benchThreads(file: string, threads: number, options: BenchCliOpti
   const context = options.prompt + options.gen + 1;
   const model = await BitNetModel.load(file, { threads, isa: options.isa, maxContext: context });
   const session = model.createSession({ contextSize: context });
-  const rng = new Rng(42);
-  // Random tokens as llama-bench uses; the first is BOS.
-  const randomTokens = (n: number) => Array.from({ length: n }, (_, i) => (i === 0 ? model.tokenizer.bosId : Math.floor(rng.next() * model.vocab)));
+  const tests: [BenchTestKind, number][] = [['pp', options.prompt], ['tg', options.gen]];
   const results: BenchResult[] = [];
-  if (options.prompt > 0) {
-    const tokens = randomTokens(options.prompt);
+  for (const [kind, count] of tests.filter(([, n]) => n > 0)) {
+    const tokens = randomBenchTokens(count, model.tokenizer.bosId, model.vocab);
     const samples: number[] = [];
     for (let r = 0; r <= options.repetitions; r++) {
-      session.reset();
-      const t0 = performance.now();
-      await session.evaluate(tokens);
-      if (r > 0) samples.push(options.prompt / ((performance.now() - t0) / 1000));
+      const tokensPerSecond = await measureSessionTest(session, kind, tokens);
+      if (r > 0) samples.push(tokensPerSecond);
     }
-    results.push(row('bitnet-gen', model.runtime.isa, model.runtime.threads, `pp${options.prompt}`, samples));
-  }
-  if (options.gen > 0) {
-    const tokens = randomTokens(options.gen);
-    const samples: number[] = [];
-    for (let r = 0; r <= options.repetitions; r++) {
-      session.reset();
-      const t0 = performance.now();
-      for (const token of tokens) await session.evaluate([token]);
-      if (r > 0) samples.push(options.gen / ((performance.now() - t0) / 1000));
-    }
-    results.push(row('bitnet-gen', model.runtime.isa, model.runtime.threads, `tg${options.gen}`, samples));
+    results.push(row('bitnet-gen', model.runtime.isa, model.runtime.threads, benchTestName(kind, count), samples));
   }
   return results;
 }
@@ -131,9 +111,7 @@ export function formatBenchTable(modelLabel: string, results: BenchResult[]): st
   const header = ['model', 'engine', 'backend', 'threads', 'test', 't/s'];
   const lines = results.map((r) => [modelLabel, r.engine, r.backend, String(r.threads), r.test,
     `${r.avgTokensPerSecond.toFixed(2)} ± ${r.stddevTokensPerSecond.toFixed(2)}`]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (cells: string[]) => `| ${cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
-  return [fmt(header), `|${widths.map((w, i) => (i >= 3 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`, ...lines.map(fmt)].join('\n');
+  return formatMarkdownTable(header, lines, 3);
 }
 
 /** Runs `bench`. */
