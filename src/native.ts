@@ -121,8 +121,8 @@ export interface NativeBinding {
   Runtime: new (options?: NativeRuntimeOptions) => NativeRuntime;
   NativeModel: new (spec: NativeModelSpec) => NativeModel;
   NativeSession: new (model: NativeModel, context: number) => NativeSession;
-  /** Maps a file read-only-shared, copy-on-write, into an external ArrayBuffer. */
-  mapFile(path: string): ArrayBuffer;
+  /** Maps a file (private, copy-on-write) into an external ArrayBuffer; with copy, reads it into anonymous memory. */
+  mapFile(path: string, copy?: boolean): ArrayBuffer;
 }
 
 /** The package root: the nearest folder above this module holding package.json (from src/, dist/ or any build folder). */

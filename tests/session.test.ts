@@ -160,6 +160,14 @@ describe('Session.chat', () => {
       `contextSize must be an integer in [1, ${model.config.maxPositions}], got 100000`);
   });
 
+  test('weights read into memory (noMmap) give the same logits as the mapped file', async () => {
+    const copy = await BitNetModel.load(model.path, { threads: 2, noMmap: true });
+    const ids = model.tokenizer.encode('same weights');
+    const a = await model.createSession().evaluate(ids, { allLogits: true });
+    const b = await copy.createSession().evaluate(ids, { allLogits: true });
+    expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+  });
+
   test('evaluate returns the logits of every token for perplexity', async () => {
     const s = model.createSession();
     const ids = model.tokenizer.encode('perplexity check');

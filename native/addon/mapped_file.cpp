@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -36,11 +37,31 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
     return fail("the file is empty");
   }
   const size_t size = static_cast<size_t>(st.st_size);
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  const int err = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  if (p == MAP_FAILED) return fail(std::strerror(err));
-  ::madvise(p, size, MADV_WILLNEED);
+  const bool copy = info.Length() > 1 && info[1].ToBoolean().Value();
+  void* p = copy ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                 : ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    ::close(fd);
+    return fail(std::strerror(err));
+  }
+  if (copy) {
+    ::madvise(p, size, MADV_HUGEPAGE);
+    for (size_t done = 0; done < size;) {
+      const ssize_t n = ::pread(fd, static_cast<char*>(p) + done, std::min<size_t>(size - done, size_t{1} << 30),
+                                static_cast<off_t>(done));
+      if (n <= 0) {
+        const int err = n < 0 ? errno : EIO;
+        ::close(fd);
+        ::munmap(p, size);
+        return fail(n < 0 ? std::strerror(err) : "the file shrank while it was read");
+      }
+      done += static_cast<size_t>(n);
+    }
+  } else {
+    ::madvise(p, size, MADV_WILLNEED);
+  }
+  ::close(fd);  // a mapping keeps the file alive
   return Napi::ArrayBuffer::New(env, p, size, [size](Napi::Env, void* data) { ::munmap(data, size); });
 }
 
