@@ -40,6 +40,7 @@ interface BenchCliOptions {
   json: boolean;
   bitnetCpp?: string;
   gguf?: string;
+  mmap: boolean;
   verbose: boolean;
 }
 
@@ -51,7 +52,7 @@ function row(engine: BenchResult['engine'], backend: string, threads: number, te
 /** pp and tg rows for one thread count; one untimed warm-up run precedes the timed ones. */
 async function benchThreads(file: string, threads: number, options: BenchCliOptions): Promise<BenchResult[]> {
   const context = options.prompt + options.gen + 1;
-  const model = await BitNetModel.load(file, { threads, isa: options.isa, maxContext: context });
+  const model = await BitNetModel.load(file, { threads, isa: options.isa, maxContext: context, noMmap: !options.mmap });
   const session = model.createSession({ contextSize: context });
   const tests: [BenchTestKind, number][] = [['pp', options.prompt], ['tg', options.gen]];
   const results: BenchResult[] = [];
@@ -144,6 +145,7 @@ export function addBenchCommand(program: Command, io: CliIo): void {
     .addOption(isaOption())
     .option('--bitnet-cpp <path>', 'also run this bitnet.cpp llama-bench binary on the GGUF with the same settings')
     .option('--gguf <file>', 'the GGUF for --bitnet-cpp (default: --model when it is a .gguf)')
+    .option('--no-mmap', 'read the weights into memory instead of mapping the file')
     .option('--json', 'print one JSON object {model, results}', false)
     .option('-v, --verbose', 'per-repetition numbers on stderr, stack traces on errors', false)
     .action((options: BenchCliOptions) => runBench(options, io));
