@@ -14,6 +14,7 @@
  *
  *   node build-ts/bench/model-bench.js [-p 128,512] [-n 128] [-t 1,2] [-r 3] [--json] [--skip-llama-cpp]
  */
+import type { BenchResult } from '../src/cli/bench';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -66,15 +67,10 @@ interface EngineRun {
   maxRssBytes: number;
 }
 
-interface ResultRow {
+/** A row of the table: a CLI bench result, by engine and model file. */
+interface ResultRow extends Omit<BenchResult, 'engine'> {
   engine: EngineRun['engine'];
   model: string;
-  backend: string;
-  threads: number;
-  test: string;
-  samples: number[];
-  avgTokensPerSecond: number;
-  stddevTokensPerSecond: number;
   /** Ours only: our mean / llama.cpp's mean on the same test and threads, by llama.cpp model. */
   ratios: Record<string, number>;
 }
