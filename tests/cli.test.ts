@@ -193,6 +193,8 @@ console.log(JSON.stringify([{ n_prompt: +v('-p'), n_gen: 0, n_threads: +v('-t'),
       const [snapshotDir, converted] = pulled.stdout.trim().split('\n');
       expect(snapshotDir).toBe(path.join(scratch, 'hf-home', 'hub', 'models--test-org--tiny-bitnet', 'snapshots', hub.commit));
       expect(fs.readdirSync(snapshotDir).sort()).toEqual(modelFilesToFetch(hub.fileNames).sort());
+      // The conversion is cached beside the snapshot, in the repository's hub cache folder.
+      expect(path.dirname(converted)).toBe(path.join(scratch, 'hf-home', 'hub', 'models--test-org--tiny-bitnet', 'bitnet-gen'));
       expect(converted).toMatch(/\.bitnet$/);
       process.env.HF_HUB_OFFLINE = '1';
       const offline = await cli(['-m', 'test-org/tiny-bitnet', ...RUN, '--raw', '-n', '3', '--json', 'hi']);

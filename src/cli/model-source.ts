@@ -44,8 +44,16 @@ export function downloadProgress(io: CliIo): (p: DownloadProgress) => void {
   };
 }
 
-/** Downloads a repository's model files; returns the local source (HF snapshot folder or .gguf). */
-export async function pullModel(spec: string, io: CliIo): Promise<string> {
+/** A downloaded repository: the model files and where their conversion is cached. */
+export interface PulledModel {
+  /** The HF snapshot folder, or the .gguf inside it. */
+  source: string;
+  /** `models--ORG--NAME/bitnet-gen`, beside the repository's snapshots/ in the hub cache. */
+  convertedDir: string;
+}
+
+/** Downloads a repository's model files. */
+export async function pullModel(spec: string, io: CliIo): Promise<PulledModel> {
   const match = REPO_SPEC.exec(spec);
   if (!match) throw new CliError(`'${spec}' is not a hub repository id (ORG/NAME or ORG/NAME@REVISION)`);
   const [, repoId, revision] = match;
@@ -58,15 +66,20 @@ export async function pullModel(spec: string, io: CliIo): Promise<string> {
     throw error;
   }
   if (snapshot.files.length === 0) throw new CliError(`${repoId} holds no safetensors or GGUF model files`);
-  return snapshot.files.length === 1 && snapshot.files[0].toLowerCase().endsWith('.gguf')
+  const source = snapshot.files.length === 1 && snapshot.files[0].toLowerCase().endsWith('.gguf')
     ? path.join(snapshot.dir, snapshot.files[0])
     : snapshot.dir;
+  return { source, convertedDir: path.join(path.dirname(path.dirname(snapshot.dir)), 'bitnet-gen') };
 }
 
-/** Converts an HF folder or .gguf once (cached), with a progress bar on a terminal. */
-export function convertOnce(source: string, io: CliIo): string {
+/**
+ * Converts an HF folder or .gguf once (cached in `cacheDir`, default $BITNET_GEN_CACHE), with a
+ * progress bar on a terminal.
+ */
+export function convertOnce(source: string, io: CliIo, cacheDir?: string): string {
   let bar: ProgressBar | undefined;
   const file = ensureConverted(source, {
+    cacheDir,
     onProgress: (p) => {
       bar ??= new ProgressBar(io.stderr, `converting ${path.basename(source)}`, 'count');
       if (p.done === p.total) bar.finish(p.done, p.total);
@@ -97,5 +110,6 @@ export async function resolveModel(spec: string | undefined, io: CliIo): Promise
   if (!REPO_SPEC.test(model) || model.startsWith('.') || model.startsWith('/')) {
     throw new CliError(`model '${model}' not found: no such file or folder, and not a hub repo id (ORG/NAME)`);
   }
-  return convertOnce(await pullModel(model, io), io);
+  const pulled = await pullModel(model, io);
+  return convertOnce(pulled.source, io, pulled.convertedDir);
 }

@@ -6,9 +6,9 @@ import { convertOnce, pullModel } from './model-source';
 
 /** Downloads the model files of `repo` and, unless --no-convert, converts them once. */
 export async function runPull(repo: string, options: { convert: boolean }, io: CliIo): Promise<void> {
-  const source = await pullModel(repo, io);
+  const { source, convertedDir } = await pullModel(repo, io);
   await write(io.stdout, `${source}\n`);
-  if (options.convert) await write(io.stdout, `${convertOnce(source, io)}\n`);
+  if (options.convert) await write(io.stdout, `${convertOnce(source, io, convertedDir)}\n`);
 }
 
 /** Adds the `pull` command. */
