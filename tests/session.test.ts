@@ -155,6 +155,11 @@ describe('Session.chat', () => {
     expect(s.position).toBe(0);
   });
 
+  test('a context that cannot fit in memory is refused before anything is allocated', async () => {
+    await expect(BitNetModel.load(model.path, { threads: 1, maxContext: 2 ** 40 })).rejects.toThrow(
+      /^not enough memory: a maximum context of 1099511627776 tokens needs [\d.]+ GiB, more than this machine's [\d.]+ GiB; use a smaller maxContext \(--ctx\)$/);
+  });
+
   test('a context larger than the model allows is a clear error', () => {
     expect(() => model.createSession({ contextSize: 100000 })).toThrow(
       `contextSize must be an integer in [1, ${model.config.maxPositions}], got 100000`);

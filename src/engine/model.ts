@@ -4,6 +4,7 @@
  * it runs on. Loading is mmap + index parse: no tensor is read or copied.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import { native } from '../native';
 import type { NativeHeadSpec, NativeLayerSpec, NativeModel, NativeModelSpec } from '../native';
 import { Runtime, TernaryMatrix } from '../kernels';
@@ -47,6 +48,15 @@ export interface LoadOptions extends RuntimeOptions {
 export interface SessionOptions {
   /** KV cache capacity in tokens. Default: min(4096, the model's maxContext). */
   contextSize?: number;
+}
+
+/** Throws a RangeError when `bytes` for `what` exceed this machine's memory, before anything is allocated. */
+function requireMemory(what: string, bytes: number, advice: string): void {
+  const total = os.totalmem();
+  if (bytes > total) {
+    const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
+    throw new RangeError(`not enough memory: ${what} needs ${gib(bytes)}, more than this machine's ${gib(total)}; ${advice}`);
+  }
 }
 
 function isBitplaneFile(file: string): boolean {
@@ -202,6 +212,8 @@ export class BitNetModel implements SessionHost {
     this.path = header.path;
     const maxContext = options.maxContext ?? header.config.maxPositions;
     if (!Number.isInteger(maxContext) || maxContext < 1) throw new RangeError(`maxContext must be a positive integer, got ${maxContext}`);
+    // The RoPE cos/sin tables cover every position up to maxContext.
+    requireMemory(`a maximum context of ${maxContext} tokens`, maxContext * header.config.headDim * 4, 'use a smaller maxContext (--ctx)');
     this.tokenizer = loadTokenizer(tensors, header);
     this.stopTokenIds = [...new Set([...this.tokenizer.stopTokenIds, ...header.config.eosTokenIds])];
     this.runtime = new Runtime(options);
@@ -245,6 +257,10 @@ export class BitNetModel implements SessionHost {
     if (!Number.isInteger(contextSize) || contextSize < 1 || contextSize > max) {
       throw new RangeError(`contextSize must be an integer in [1, ${max}], got ${contextSize}`);
     }
+    const c = this.config;
+    // f16 K and V for every layer and position.
+    requireMemory(`a KV cache of ${contextSize} tokens`, c.layers * contextSize * c.kvHeads * c.headDim * 2 * 2,
+      'use a smaller context (--ctx)');
     return new Session(this, contextSize);
   }
 }
