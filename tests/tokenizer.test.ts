@@ -155,6 +155,8 @@ describe('Tokenizer loaded from the Llama-3 tokenizer.json', () => {
     expect(tokenizer.eosId).toBe(EOS);
     expect(tokenizer.eotId).toBe(EOT);
     expect(tokenizer.stopTokenIds).toEqual([EOS, EOT]);
+    // 2B4T's tokenizer_config names <|eot_id|> as its EOS: the stop list holds it once.
+    expect(Tokenizer.fromHfJson(json, { ...config, eos_token: '<|eot_id|>' }).stopTokenIds).toEqual([EOT]);
     expect(tokenizer.chatTemplate).toBe(config.chat_template);
     expect(tokenizer.addBosByDefault).toBe(true);
     expect(tokenizer.isSpecial(BOS)).toBe(true);

@@ -45,7 +45,7 @@ export function modelInfo(model: BitNetModel, fileBytes: number): ModelInfo {
     parameters,
     tensors: [...byKind].map(([kind, v]) => ({ kind, ...v })),
     lmHead: model.lmHead,
-    tokenizer: { vocabSize: tok.vocabSize, bos: tok.bosId, eos: tok.eosId, eot: tok.eotId ?? null, stopTokens: tok.stopTokenIds },
+    tokenizer: { vocabSize: tok.vocabSize, bos: tok.bosId, eos: tok.eosId, eot: tok.eotId ?? null, stopTokens: model.stopTokenIds },
     chatTemplate: header.chatTemplate,
     runtime: { isa: model.runtime.isa, threads: model.runtime.threads },
     weightBytesPerToken: model.weightBytesPerToken,

@@ -171,7 +171,7 @@ export class Tokenizer {
     this.bosId = meta.bosId;
     this.eosId = meta.eosId;
     this.eotId = this.idByAddedContent.get(LLAMA3_EOT);
-    this.stopTokenIds = this.eotId === undefined ? [this.eosId] : [this.eosId, this.eotId];
+    this.stopTokenIds = this.eotId === undefined || this.eotId === this.eosId ? [this.eosId] : [this.eosId, this.eotId];
     this.chatTemplate = meta.chatTemplate;
     this.addBosByDefault = meta.addBosByDefault;
   }
