@@ -264,4 +264,14 @@ export class Runtime {
     this.impl.matvecI8(w, rows, colsPadded, q, rowScale, xInvScale, out);
     return out;
   }
+
+  /**
+   * This machine's streaming read bandwidth with this runtime's threads, in bytes per second
+   * (best of 3 reads of a `mib`-MiB buffer; keep it well above the last-level cache). Takes
+   * about a second; decode cannot be faster than this divided by the bytes read per token.
+   * @param mib buffer size, 1..65536 MiB; default 512
+   */
+  measureReadBandwidth(mib = 512): number {
+    return this.impl.measureReadBandwidth(mib);
+  }
 }

@@ -49,6 +49,7 @@ export interface NativeRuntime {
   matvecF16(w: Uint16Array, rows: number, cols: number, x: Float32Array, out: Float32Array): void;
   matvecI8(w: Int8Array, rows: number, colsPadded: number, q: Int8Array, rowScale: Float32Array,
            xInvScale: number, out: Float32Array): void;
+  measureReadBandwidth(mib: number): number;
 }
 
 /** Shape and numerics of a model, as the native forward pass needs them. */

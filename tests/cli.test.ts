@@ -131,12 +131,20 @@ describe('bitnet-gen commands', () => {
   test('bench measures pp and tg for each thread count, and runs a bitnet.cpp llama-bench alongside', async () => {
     const run = await cli(['bench', '-m', modelFile, '-p', '16', '-n', '4', '-r', '2', '-t', '1', '--json']);
     expect(run.code).toBe(0);
-    const { results } = JSON.parse(run.stdout);
+    const { results, rooflines } = JSON.parse(run.stdout);
     expect(results.map((r: { test: string }) => r.test)).toEqual(['pp16', 'tg4']);
     for (const r of results) {
       expect(r.samples).toHaveLength(2);
       expect(r.avgTokensPerSecond).toBeGreaterThan(0);
     }
+    // The roofline: measured bandwidth over the bytes each decoded token reads.
+    const [roof] = rooflines;
+    const model = await BitNetModel.load(modelFile, { threads: 1 });
+    expect(roof.threads).toBe(1);
+    expect(roof.weightBytesPerToken).toBe(model.weightBytesPerToken);
+    expect(roof.readBytesPerSecond).toBeGreaterThan(1e8);
+    expect(roof.rooflineTokensPerSecond).toBeCloseTo(roof.readBytesPerSecond / roof.weightBytesPerToken, 6);
+    expect(roof.tgFraction).toBeCloseTo(results[1].avgTokensPerSecond / roof.rooflineTokensPerSecond, 6);
     // A stand-in llama-bench that reports the arguments it was given.
     const fake = path.join(scratch, 'llama-bench');
     fs.writeFileSync(fake, `#!/usr/bin/env node

@@ -145,6 +145,13 @@ describe('runtime information', () => {
     expect(scalar.isa).toBe('scalar');
     expect(scalar.threads).toBe(3);
   });
+
+  test('measureReadBandwidth reads a buffer and reports bytes per second', () => {
+    const rt = new Runtime({ threads: 2 });
+    const bandwidth = rt.measureReadBandwidth(64);
+    expect(Number.isFinite(bandwidth) && bandwidth > 1e8).toBe(true);
+    expectError(() => rt.measureReadBandwidth(0), 'RangeError', /^measureReadBandwidth: mib must be an integer in \[1, 65536\]/);
+  });
 });
 
 // ---- TernaryMatrix -------------------------------------------------------------

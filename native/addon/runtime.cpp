@@ -97,7 +97,8 @@ Napi::Function Runtime::Define(Napi::Env env) {
        InstanceMethod<&Runtime::F16ToF32>("f16ToF32"),
        InstanceMethod<&Runtime::F32ToF16>("f32ToF16"),
        InstanceMethod<&Runtime::MatvecF16>("matvecF16"),
-       InstanceMethod<&Runtime::MatvecI8>("matvecI8")});
+       InstanceMethod<&Runtime::MatvecI8>("matvecI8"),
+       InstanceMethod<&Runtime::MeasureReadBandwidth>("measureReadBandwidth")});
   addon_data(env).runtime = Napi::Persistent(ctor);
   return ctor;
 }
@@ -144,6 +145,12 @@ Napi::Value Runtime::Isa(const Napi::CallbackInfo& info) {
 
 Napi::Value Runtime::Threads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(pool_->size()));
+}
+
+// measureReadBandwidth(mib: number): bytes per second
+Napi::Value Runtime::MeasureReadBandwidth(const Napi::CallbackInfo& info) {
+  const size_t mib = integer(info[0], {"measureReadBandwidth", "mib"}, 1, size_t{1} << 16);
+  return Napi::Number::New(info.Env(), bitnet::measure_read_bandwidth(ops(), mib << 20));
 }
 
 // quantizeActivations(x: Float32Array, q: Int8Array): number (the scale)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -142,6 +143,33 @@ void attention(const Runtime& rt, const float* q, const f16_t* k_cache, const f1
                          out + h * head_dim);
     }
   }, 1);
+}
+
+double measure_read_bandwidth(const Runtime& rt, size_t bytes, int passes) {
+  constexpr size_t kPiece = size_t{1} << 20;  // threads read 1 MiB pieces
+  const size_t pieces = std::max<size_t>(1, bytes / kPiece);
+  AlignedBuffer buffer;
+  uint8_t* data = buffer.reserve(pieces * kPiece);
+  std::memset(data, 1, pieces * kPiece);  // fault every page in before timing
+  std::atomic<uint64_t> sink{0};
+  double best = 0;
+  for (int pass = 0; pass < passes; ++pass) {
+    const auto start = std::chrono::steady_clock::now();
+    rt.pool->parallel_for(pieces, [&](size_t b, size_t e) {
+      uint64_t acc[4] = {};
+      for (size_t i = b * kPiece; i < e * kPiece; i += 32) {
+        for (int j = 0; j < 4; ++j) {
+          uint64_t word;
+          std::memcpy(&word, data + i + 8 * j, 8);
+          acc[j] += word;
+        }
+      }
+      sink += acc[0] ^ acc[1] ^ acc[2] ^ acc[3];  // keeps the reads from being optimized away
+    });
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, static_cast<double>(pieces * kPiece) / seconds);
+  }
+  return best;
 }
 
 }  // namespace bitnet

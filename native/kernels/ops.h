@@ -68,4 +68,9 @@ void attention(const Runtime& rt, const float* q, const f16_t* k_cache, const f1
                size_t t_len, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
                AlignedBuffer& scratch);
 
+// Streaming read bandwidth of this machine with the pool's threads, in bytes
+// per second: the best of `passes` parallel reads of `bytes` bytes (use a
+// buffer much larger than the last-level cache), the roofline of decode.
+double measure_read_bandwidth(const Runtime& rt, size_t bytes, int passes = 3);
+
 }  // namespace bitnet

@@ -50,7 +50,17 @@ function row(engine: BenchResult['engine'], backend: string, threads: number, te
 }
 
 /** pp and tg rows for one thread count; one untimed warm-up run precedes the timed ones. */
-async function benchThreads(file: string, threads: number, options: BenchCliOptions): Promise<BenchResult[]> {
+/** The decode roofline of one thread count: measured bandwidth / bytes read per token, and tg's share of it. */
+export interface BenchRoofline {
+  threads: number;
+  readBytesPerSecond: number;
+  weightBytesPerToken: number;
+  rooflineTokensPerSecond: number;
+  /** The tg test's mean tokens/s divided by the roofline, when a tg test ran. */
+  tgFraction: number | null;
+}
+
+async function benchThreads(file: string, threads: number, options: BenchCliOptions): Promise<{ rows: BenchResult[]; roofline: BenchRoofline }> {
   const context = options.prompt + options.gen + 1;
   const model = await BitNetModel.load(file, { threads, isa: options.isa, maxContext: context, noMmap: !options.mmap });
   const session = model.createSession({ contextSize: context });
@@ -65,7 +75,23 @@ async function benchThreads(file: string, threads: number, options: BenchCliOpti
     }
     results.push(row('bitnet-gen', model.runtime.isa, model.runtime.threads, benchTestName(kind, count), samples));
   }
-  return results;
+  const readBytesPerSecond = model.runtime.measureReadBandwidth();
+  const rooflineTokensPerSecond = readBytesPerSecond / model.weightBytesPerToken;
+  const tg = options.gen > 0 ? results[results.length - 1] : undefined;
+  const roofline: BenchRoofline = {
+    threads: model.runtime.threads,
+    readBytesPerSecond,
+    weightBytesPerToken: model.weightBytesPerToken,
+    rooflineTokensPerSecond,
+    tgFraction: tg ? tg.avgTokensPerSecond / rooflineTokensPerSecond : null,
+  };
+  return { rows: results, roofline };
+}
+
+function formatRoofline(r: BenchRoofline): string {
+  const tg = r.tgFraction === null ? '' : `; tg reaches ${(100 * r.tgFraction).toFixed(1)} % of it`;
+  return `${r.threads} threads: read bandwidth ${(r.readBytesPerSecond / 1e9).toFixed(1)} GB/s / ` +
+    `${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB per token = decode roofline ${r.rooflineTokensPerSecond.toFixed(1)} tok/s${tg}`;
 }
 
 interface LlamaBenchEntry {
@@ -123,14 +149,18 @@ export async function runBench(options: BenchCliOptions, io: CliIo): Promise<voi
   const file = await resolveModel(options.model, io);
   const threads = options.threads ?? [defaultThreadCount()];
   const results: BenchResult[] = [];
+  const rooflines: BenchRoofline[] = [];
   for (const t of threads) {
-    const rows = await benchThreads(file, t, options);
+    const { rows, roofline } = await benchThreads(file, t, options);
     results.push(...rows);
+    rooflines.push(roofline);
     if (options.verbose) for (const r of rows) await write(io.stderr, `${r.test} t=${r.threads}: ${r.samples.map((s) => s.toFixed(2)).join(' ')} tok/s\n`);
   }
   if (options.bitnetCpp) results.push(...(await runLlamaBench(options.bitnetCpp, gguf!, threads, options)));
   const label = `${formatBytes(fs.statSync(file).size)} ${path.basename(file)}`;
-  await write(io.stdout, options.json ? `${JSON.stringify({ model: file, results })}\n` : `${formatBenchTable(label, results)}\n`);
+  await write(io.stdout, options.json
+    ? `${JSON.stringify({ model: file, results, rooflines })}\n`
+    : `${formatBenchTable(label, results)}\n\n${rooflines.map(formatRoofline).join('\n')}\n`);
 }
 
 /** Adds the `bench` command. */
@@ -146,7 +176,7 @@ export function addBenchCommand(program: Command, io: CliIo): void {
     .option('--bitnet-cpp <path>', 'also run this bitnet.cpp llama-bench binary on the GGUF with the same settings')
     .option('--gguf <file>', 'the GGUF for --bitnet-cpp (default: --model when it is a .gguf)')
     .option('--no-mmap', 'read the weights into memory instead of mapping the file')
-    .option('--json', 'print one JSON object {model, results}', false)
+    .option('--json', 'print one JSON object {model, results, rooflines}', false)
     .option('-v, --verbose', 'per-repetition numbers on stderr, stack traces on errors', false)
     .action((options: BenchCliOptions) => runBench(options, io));
 }
