@@ -5,7 +5,8 @@
  * pp (one batch of N tokens) and tg (N tokens one at a time) in tokens/s, mean ± sd over the
  * repetitions, with the ratio ours/llama.cpp per row; load time and peak RSS of every engine
  * process; the decode roofline (measured read bandwidth / weight bytes read per token) and the
- * fraction of it our tg reaches.
+ * fraction of it our tg reaches; and generate() with sampling, for the share of decode time spent
+ * outside the native forward passes.
  *
  * Each engine configuration (model file, thread count) runs in its own worker process
  * (src/bench/workers.ts). Repetitions are interleaved: round r runs every test on every worker
@@ -22,7 +23,7 @@ import * as path from 'path';
 import { pathToFileURL } from 'url';
 import { Command, Option } from 'commander';
 import { benchTestName, formatMarkdownTable, meanAndStddev, randomBenchTokens } from '../src/bench/measure';
-import type { BenchTestKind } from '../src/bench/measure';
+import type { BenchTestKind, GenerationMeasurement } from '../src/bench/measure';
 import { BenchWorker, serveSessionWorker } from '../src/bench/workers';
 import type { SessionWorkerConfig, WorkerReady } from '../src/bench/workers';
 import { integerIn, integerList, isaOption } from '../src/cli/options';
@@ -64,6 +65,8 @@ interface EngineRun {
   ready: WorkerReady;
   /** Tokens/s of each timed repetition, by test name. */
   samples: Map<string, number[]>;
+  /** Ours only: generate() runs with sampling, for the overhead outside native code. */
+  generations: GenerationMeasurement[];
   maxRssBytes: number;
 }
 
@@ -79,6 +82,10 @@ interface BandwidthRow {
   threads: number;
   gbps: number;
 }
+
+/** The LM head of our main rows (tg, roofline, generate()); the f16 head runs once beside it. */
+const MAIN_HEAD_FORMAT: LmHeadFormat = 'int8';
+const MAIN_HEAD = `${MAIN_HEAD_FORMAT} head`;
 
 const LLAMA_CPP_FORMATS: { format: SynthFormat; model: string }[] = [
   { format: 'gguf-tq2_0', model: 'TQ2_0' },
@@ -108,7 +115,7 @@ async function startEngine(
   const label = `${engine} ${model} t=${threads}`;
   const { worker, ready } = await BenchWorker.start(label, args);
   log(`${label}: loaded in ${ready.loadMs.toFixed(0)} ms (${ready.backend}, ${ready.threads} threads)`);
-  return { engine, model, file, threads, tests, worker, ready, samples: new Map(tests.map((t) => [t.name, []])), maxRssBytes: 0 };
+  return { engine, model, file, threads, tests, worker, ready, samples: new Map(tests.map((t) => [t.name, []])), generations: [], maxRssBytes: 0 };
 }
 
 function ourWorkerArgs(config: SessionWorkerConfig): string[] {
@@ -134,6 +141,35 @@ async function runRounds(engines: EngineRun[], tests: BenchTest[], tokensFor: (t
       }
     }
   }
+}
+
+/** One generate() of the longest tg length per repetition on each of our main-head engines. */
+async function runGenerations(engines: EngineRun[], tests: BenchTest[], repetitions: number): Promise<void> {
+  const longest = Math.max(0, ...tests.filter((t) => t.kind === 'tg').map((t) => t.tokens));
+  if (longest === 0) return;
+  log(`generate() with sampling, ${longest} tokens x ${repetitions} (load average ${loadAverage()})`);
+  for (let round = 0; round < repetitions; round++) {
+    for (const engine of engines.filter((e) => e.engine === 'bitnet-gen' && e.model === MAIN_HEAD)) {
+      engine.generations.push(await engine.worker.generate(longest));
+    }
+  }
+}
+
+interface OverheadRow {
+  threads: number;
+  tokens: number;
+  generateTokensPerSecond: number;
+  outsideNativeShare: number;
+}
+
+function overheadRows(engines: EngineRun[], tests: BenchTest[]): OverheadRow[] {
+  const tokens = Math.max(0, ...tests.filter((t) => t.kind === 'tg').map((t) => t.tokens));
+  return engines.filter((e) => e.generations.length > 0).map((e) => ({
+    threads: e.threads,
+    tokens,
+    generateTokensPerSecond: meanAndStddev(e.generations.map((g) => g.tokensPerSecond)).mean,
+    outsideNativeShare: meanAndStddev(e.generations.map((g) => g.outsideNativeShare)).mean,
+  }));
 }
 
 function resultRows(engines: EngineRun[]): ResultRow[] {
@@ -164,9 +200,9 @@ interface RooflineRow {
   fraction: number;
 }
 
-/** Our int8-head tg rows against bandwidth / bytes per token, with the higher of the two bandwidth measurements. */
+/** Our main-head tg rows against bandwidth / bytes per token, with the higher of the two bandwidth measurements. */
 function rooflineRows(engines: EngineRun[], rows: ResultRow[], bandwidth: BandwidthRow[][]): RooflineRow[] {
-  const ours = engines.find((e) => e.engine === 'bitnet-gen' && e.model === 'int8 head')!;
+  const ours = engines.find((e) => e.engine === 'bitnet-gen' && e.model === MAIN_HEAD)!;
   const bytesPerToken = ours.ready.weightBytesPerToken!;
   return rows.filter((r) => r.engine === 'bitnet-gen' && r.model === ours.model && r.test.startsWith('tg')).map((r) => {
     const gbps = Math.max(...bandwidth.flat().filter((b) => b.threads === r.threads).map((b) => b.gbps));
@@ -177,7 +213,7 @@ function rooflineRows(engines: EngineRun[], rows: ResultRow[], bandwidth: Bandwi
 }
 
 function printReport(report: {
-  rows: ResultRow[]; engines: EngineRun[]; roofline: RooflineRow[]; bandwidth: BandwidthRow[][];
+  rows: ResultRow[]; engines: EngineRun[]; roofline: RooflineRow[]; overhead: OverheadRow[]; bandwidth: BandwidthRow[][];
   loadAverageStart: string; loadAverageEnd: string; repetitions: number; baselines: string[];
 }): void {
   const out: string[] = [];
@@ -202,6 +238,13 @@ function printReport(report: {
     report.roofline.map((r) => [String(r.threads), r.test, r.gbps.toFixed(1), formatBytes(r.bytesPerToken), r.rooflineTokensPerSecond.toFixed(2),
       r.tokensPerSecond.toFixed(2), `${(100 * r.fraction).toFixed(1)}%`]),
     0));
+  if (report.overhead.length > 0) {
+    out.push('\ngenerate() with the default sampling (JS samples, checks stops and detokenizes between native steps):\n');
+    out.push(formatMarkdownTable(
+      ['threads', 'tokens', 't/s', 'time outside native forward'],
+      report.overhead.map((r) => [String(r.threads), String(r.tokens), r.generateTokensPerSecond.toFixed(2), `${(100 * r.outsideNativeShare).toFixed(2)}%`]),
+      0));
+  }
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
@@ -219,7 +262,7 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
   const formats: SynthFormat[] = ['hf', ...(options.skipLlamaCpp ? [] : LLAMA_CPP_FORMATS.map((f) => f.format))];
   const synthetic = ensureSyntheticModel({ preset: '2b4t', seed: options.seed, formats });
   log(`synthetic 2B4T model (seed ${options.seed}) ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${synthetic.dir}`);
-  const heads: LmHeadFormat[] = options.f16Head ? ['int8', 'f16'] : ['int8'];
+  const heads: LmHeadFormat[] = options.f16Head ? [MAIN_HEAD_FORMAT, 'f16'] : [MAIN_HEAD_FORMAT];
   started = Date.now();
   const bitplane = new Map(heads.map((head) => [head, ensureConverted(synthetic.paths.hf!, { lmHead: head })]));
   log(`bit-plane files ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -228,8 +271,8 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
   const engines: EngineRun[] = [];
   try {
     for (const threads of options.threads) {
-      const file = bitplane.get('int8')!;
-      engines.push(await startEngine('bitnet-gen', 'int8 head', file, threads, tests,
+      const file = bitplane.get(MAIN_HEAD_FORMAT)!;
+      engines.push(await startEngine('bitnet-gen', MAIN_HEAD, file, threads, tests,
         ourWorkerArgs({ file, threads, isa: options.isa, contextSize })));
       if (!options.skipLlamaCpp) {
         for (const { format, model } of LLAMA_CPP_FORMATS) {
@@ -248,6 +291,7 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
     const ours = engines[0].ready;
     const tokens = new Map(tests.map((t) => [t.name, randomBenchTokens(t.tokens, ours.bosId!, ours.vocab!)]));
     await runRounds(engines, tests, (test) => tokens.get(test.name)!, options.repetitions);
+    await runGenerations(engines, tests, options.repetitions);
     for (const engine of engines) engine.maxRssBytes = await engine.worker.close();
   } catch (error) {
     for (const engine of engines) engine.worker.kill();
@@ -257,6 +301,7 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
 
   const rows = resultRows(engines);
   const roofline = rooflineRows(engines, rows, bandwidth);
+  const overhead = overheadRows(engines, tests);
   const loadAverageEnd = loadAverage();
   const baselines = options.skipLlamaCpp ? [] : LLAMA_CPP_FORMATS.map((f) => f.model);
   if (options.json) {
@@ -264,10 +309,10 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
       cpu: os.cpus()[0]?.model, logicalCpus: os.cpus().length, loadAverageStart, loadAverageEnd, repetitions: options.repetitions,
       models: { dir: synthetic.dir, ...Object.fromEntries(engines.map((e) => [`${e.engine} ${e.model}`, e.file])) },
       engines: engines.map((e) => ({ engine: e.engine, model: e.model, backend: e.ready.backend, threads: e.threads, loadMs: e.ready.loadMs, maxRssBytes: e.maxRssBytes })),
-      results: rows, bandwidth, roofline,
+      results: rows, bandwidth, roofline, overhead,
     }, null, 2)}\n`);
   } else {
-    printReport({ rows, engines, roofline, bandwidth, loadAverageStart, loadAverageEnd, repetitions: options.repetitions, baselines });
+    printReport({ rows, engines, roofline, overhead, bandwidth, loadAverageStart, loadAverageEnd, repetitions: options.repetitions, baselines });
   }
 }
 

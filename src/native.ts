@@ -104,8 +104,12 @@ export interface NativeSession {
   readonly position: number;
   readonly context: number;
   readonly kvCacheBytes: number;
-  /** Runs tokens through the model; logits of the last token (or of all, [n][vocab]) land in `logits`. */
-  forward(runtime: NativeRuntime, tokens: Int32Array, logits: Float32Array, allLogits?: boolean): Promise<void>;
+  /**
+   * Runs tokens through the model; logits of the last token (or of all, [n][vocab]) land in `logits`.
+   * Resolves with the milliseconds the pass took on its worker thread (without the queueing and
+   * main-thread hops around it).
+   */
+  forward(runtime: NativeRuntime, tokens: Int32Array, logits: Float32Array, allLogits?: boolean): Promise<number>;
   /** Forgets cached tokens from position `keep` on. */
   truncate(keep: number): void;
 }

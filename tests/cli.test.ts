@@ -56,11 +56,15 @@ describe('bitnet-gen (default command)', () => {
     expect(result).toMatchObject({ seed: 7, stopReason: 'max-tokens' });
     expect(result.tokens).toHaveLength(12);
     expect(result.timings.generatedTokens).toBe(12);
+    // 11 decode steps ran natively, inside the time the loop awaited them.
+    expect(result.timings.nativeMs).toBeGreaterThan(0);
+    expect(result.timings.nativeMs).toBeLessThanOrEqual(result.timings.forwardMs);
+    expect(result.timings.forwardMs).toBeLessThanOrEqual(result.timings.generateMs);
     const again = JSON.parse((await cli([...args, '--json', 'Once upon a time'])).stdout);
     expect(again.tokens).toEqual(result.tokens);
     const streamed = await cli([...args, '--verbose', 'Once upon a time']);
     expect(streamed.stdout).toBe(`${result.text}\n`);
-    expect(streamed.stderr).toMatch(/^model: .*\.bitnet \(\w+, 1 threads, context \d+\)\nprompt: \d+ tokens .* generated: 12 tokens .* stop: max-tokens \| seed: 7\n$/);
+    expect(streamed.stderr).toMatch(/^model: .*\.bitnet \(\w+, 1 threads, context \d+\)\nprompt: \d+ tokens .* generated: 12 tokens .* tok\/s \([\d.]+ % outside native code\) \| stop: max-tokens \| seed: 7\n$/);
   });
 
   test('the prompt comes from stdin with "-" or when piped without one; chat and raw modes differ', async () => {

@@ -146,7 +146,8 @@ describe('native forward pass', () => {
     expect(() => s.forward(rt.native, Int32Array.of(1), new Float32Array(3))).toThrow(/forward: logits must be/);
     const pending = s.forward(rt.native, Int32Array.of(1), new Float32Array(dims.vocab));
     expect(() => s.forward(rt.native, Int32Array.of(1), new Float32Array(dims.vocab))).toThrow(/busy/);
-    await pending;
+    const nativeMs = await pending;
+    expect(nativeMs).toBeGreaterThan(0);
     expect(s.position).toBe(3);
     expect(() => new native.NativeSession(model, 129)).toThrow(/context must be an integer in \[1, 128\]/);
     const broken = { ...spec, layers: spec.layers.map((l, i) => (i === 1 ? { ...l, down: l.up } : l)) };

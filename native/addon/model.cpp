@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -143,14 +144,16 @@ class ForwardWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
+      const auto started = std::chrono::steady_clock::now();
       session_.session_->forward(rt_, tokens_.data(), tokens_.size(), logits_, all_);
+      native_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     } catch (const std::exception& e) {
       SetError(std::string("forward: ") + e.what());
     }
   }
   void OnOK() override {
     session_.busy_ = false;
-    deferred_.Resolve(Env().Undefined());
+    deferred_.Resolve(Napi::Number::New(Env(), native_ms_));
   }
   void OnError(const Napi::Error& e) override {
     session_.busy_ = false;
@@ -167,6 +170,7 @@ class ForwardWorker : public Napi::AsyncWorker {
   std::vector<int32_t> tokens_;
   float* logits_;
   bool all_;
+  double native_ms_ = 0;  // wall time of the forward pass on the worker thread
 };
 
 Napi::Function NativeSession::Define(Napi::Env env) {

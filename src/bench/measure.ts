@@ -43,6 +43,24 @@ export async function measureSessionTest(session: Session, kind: BenchTestKind, 
   return tokens.length / ((performance.now() - started) / 1000);
 }
 
+/** What {@link measureGeneration} reports. */
+export interface GenerationMeasurement {
+  tokensPerSecond: number;
+  /** Share of the generation's wall time spent outside the native forward passes. */
+  outsideNativeShare: number;
+}
+
+/**
+ * Generates `count` tokens after a BOS with the default sampling (the path `bitnet-gen "prompt"`
+ * takes: sampling, stop checks and detokenizing in JS between native steps) from an empty cache.
+ * @param seed sampling seed. Default 1.
+ */
+export async function measureGeneration(session: Session, bosId: number, count: number, seed = 1): Promise<GenerationMeasurement> {
+  session.reset();
+  const { timings } = await session.generate([bosId], { maxTokens: count, stopAtEos: false, seed }).result;
+  return { tokensPerSecond: timings.tokensPerSecond, outsideNativeShare: 1 - timings.nativeMs / timings.generateMs };
+}
+
 /** A markdown table as llama-bench prints it: columns from `rightAlignFrom` on are right-aligned. */
 export function formatMarkdownTable(header: readonly string[], rows: readonly (readonly string[])[], rightAlignFrom: number): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

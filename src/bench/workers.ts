@@ -5,8 +5,8 @@
  * with only one worker measuring at a time.
  *
  * Protocol: the worker loads, then prints a {@link WorkerReady}; each {@link WorkerTestRequest}
- * is answered with a {@link WorkerTestResult}; an empty object asks it to print a
- * {@link WorkerExit} and exit. bench/llama-cpp-worker.mjs speaks it for node-llama-cpp;
+ * is answered with a {@link WorkerTestResult} (and, by our engine, each {@link WorkerGenerationRequest}
+ * with a {@link GenerationMeasurement}); an empty object asks it to print a {@link WorkerExit} and exit. bench/llama-cpp-worker.mjs speaks it for node-llama-cpp;
  * {@link serveSessionWorker} speaks it for our engine.
  */
 import { spawn } from 'child_process';
@@ -14,8 +14,8 @@ import type { ChildProcessByStdio } from 'child_process';
 import { createInterface } from 'readline';
 import type { Readable, Writable } from 'stream';
 import { BitNetModel } from '../engine/model';
-import { measureSessionTest } from './measure';
-import type { BenchTestKind } from './measure';
+import { measureGeneration, measureSessionTest } from './measure';
+import type { BenchTestKind, GenerationMeasurement } from './measure';
 
 /** The worker's first line, once its model is loaded and a context is open. */
 export interface WorkerReady {
@@ -35,6 +35,11 @@ export interface WorkerReady {
 export interface WorkerTestRequest {
   kind: BenchTestKind;
   tokens: readonly number[];
+}
+
+/** Our engine only: generate `count` tokens with sampling ({@link measureGeneration}). */
+export interface WorkerGenerationRequest {
+  generate: number;
 }
 
 export interface WorkerTestResult {
@@ -105,6 +110,13 @@ export class BenchWorker {
     return (await answer).tokensPerSecond;
   }
 
+  /** Our engine's workers only: generates `count` tokens with sampling (see {@link measureGeneration}). */
+  async generate(count: number): Promise<GenerationMeasurement> {
+    const answer = this.next<GenerationMeasurement>();
+    this.send({ generate: count } satisfies WorkerGenerationRequest);
+    return answer;
+  }
+
   /** Asks the worker to exit and returns its peak RSS in bytes. */
   async close(): Promise<number> {
     const answer = this.next<WorkerExit>();
@@ -135,7 +147,11 @@ export async function serveSessionWorker(config: SessionWorkerConfig): Promise<v
     weightBytesPerToken: model.weightBytesPerToken,
   } satisfies WorkerReady);
   for await (const line of createInterface({ input: process.stdin })) {
-    const request = JSON.parse(line) as Partial<WorkerTestRequest>;
+    const request = JSON.parse(line) as Partial<WorkerTestRequest & WorkerGenerationRequest>;
+    if (request.generate !== undefined) {
+      reply(await measureGeneration(session, model.tokenizer.bosId, request.generate));
+      continue;
+    }
     if (request.kind === undefined || request.tokens === undefined) break;
     reply({ tokensPerSecond: await measureSessionTest(session, request.kind, request.tokens) } satisfies WorkerTestResult);
   }

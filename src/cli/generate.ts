@@ -55,11 +55,18 @@ export function generateOptions(options: SamplingCliOptions, signal?: AbortSigna
   };
 }
 
+/** The share of generation time spent outside the native forward passes, or undefined before any pass. */
+export function outsideNativeShare(t: GenerationResult['timings']): number | undefined {
+  return t.nativeMs > 0 ? 1 - t.nativeMs / t.generateMs : undefined;
+}
+
 /** One line of timings, as --verbose prints them. */
 export function timingsLine(result: GenerationResult): string {
   const t = result.timings;
+  const outside = outsideNativeShare(t);
   return `prompt: ${t.promptTokens} tokens (${t.reusedTokens} reused) in ${t.promptMs.toFixed(1)} ms, ${t.promptTokensPerSecond.toFixed(2)} tok/s | ` +
-    `generated: ${t.generatedTokens} tokens in ${t.generateMs.toFixed(1)} ms, ${t.tokensPerSecond.toFixed(2)} tok/s | ` +
+    `generated: ${t.generatedTokens} tokens in ${t.generateMs.toFixed(1)} ms, ${t.tokensPerSecond.toFixed(2)} tok/s ` +
+    `(${outside === undefined ? 'n/a' : `${(100 * outside).toFixed(1)} %`} outside native code) | ` +
     `stop: ${result.stopReason} | seed: ${result.seed}`;
 }
 

@@ -57,8 +57,13 @@ export interface GenerationTimings {
   promptMs: number;
   generatedTokens: number;
   generateMs: number;
-  /** Time spent in native forward passes while generating (the rest is sampling, decoding, JS). */
+  /** Time spent awaiting forward passes while generating (the rest is sampling, decoding, JS). */
   forwardMs: number;
+  /**
+   * Time the forward passes took on their native worker thread while generating: generateMs - nativeMs
+   * is the overhead outside the native code (sampling, detokenizing, N-API and event-loop hops).
+   */
+  nativeMs: number;
   promptTokensPerSecond: number;
   tokensPerSecond: number;
 }
@@ -258,9 +263,11 @@ export class Session {
     if (this.busy) throw new Error('this session is already generating; await the current generation or use another session');
   }
 
-  private async forward(tokens: number[], logits: Float32Array): Promise<void> {
-    await this.nativeSession.forward(this.host.runtime.native, Int32Array.from(tokens), logits);
+  /** Returns the native forward time in ms. */
+  private async forward(tokens: number[], logits: Float32Array): Promise<number> {
+    const nativeMs = await this.nativeSession.forward(this.host.runtime.native, Int32Array.from(tokens), logits);
     this.cached.push(...tokens);
+    return nativeMs;
   }
 
   private async *run(
@@ -296,6 +303,7 @@ export class Session {
       const generated: number[] = [];
       let text = '';
       let forwardMs = 0;
+      let nativeMs = 0;
       let stopReason: StopReason = 'max-tokens';
       while (generated.length < maxTokens) {
         if (options.signal?.aborted || cancelled()) {
@@ -321,7 +329,7 @@ export class Session {
           break;
         }
         const f0 = performance.now();
-        await this.forward([token], logits);
+        nativeMs += await this.forward([token], logits);
         forwardMs += performance.now() - f0;
       }
       if (stopReason !== 'stop-string') {
@@ -346,6 +354,7 @@ export class Session {
           generatedTokens: generated.length,
           generateMs: t2 - t1,
           forwardMs,
+          nativeMs,
           promptTokensPerSecond: promptTokens / ((t1 - t0) / 1000),
           tokensPerSecond: generated.length / ((t2 - t1) / 1000),
         },
