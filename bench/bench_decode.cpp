@@ -1,11 +1,12 @@
 // Whole-step benchmark: a random model of the exact bitnet-b1.58-2B-4T shape
 // (30 layers, hidden 2560, FFN 6912, 20/5 heads of 128, vocab 128256, int8 LM
-// head) run through Session::forward. Reports decode tokens/s with 64 and 512
+// head, or with --lm-head q4 the 4-bit head whose top rows decode re-scores
+// from the int8 rows) run through Session::forward. Reports decode tokens/s with 64 and 512
 // tokens in the KV cache, prefill tokens/s for a 128-token prompt, at 1..T
 // threads, and the decode roofline: the read bandwidth measured right before
 // with the same threads divided by the bytes one decode step reads.
 //
-//   bench_decode [--threads T] [--seconds S] [--isa NAME]
+//   bench_decode [--threads T] [--seconds S] [--isa NAME] [--lm-head int8|q4]
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@ struct Options {
   size_t max_threads = 2;
   double seconds = 3;  // minimum measured time per row
   std::string isa;     // empty: the best this CPU runs
+  bool q4_head = false;  // --lm-head q4
 };
 
 ModelDims dims_2b4t() {
@@ -46,6 +48,7 @@ struct RandomModel {
   std::vector<Buffer<uint8_t>> ternary;
   Buffer<f16_t> embedding;
   Buffer<int8_t> head;
+  Buffer<uint8_t> head_q4;
   std::vector<float> ones, head_scale;
   size_t streamed_bytes = 0;  // ternary planes + LM head: what every decode step reads
 
@@ -69,7 +72,7 @@ std::vector<uint8_t> random_packed(size_t rows, size_t cols, uint64_t seed) {
   return packed;
 }
 
-void build(RandomModel& m) {
+void build(RandomModel& m, bool q4_head) {
   const ModelDims d = dims_2b4t();
   const size_t q_dim = d.heads * d.head_dim, kv_dim = d.kv_heads * d.head_dim;
   const auto wq = random_packed(q_dim, d.hidden, 1), wkv = random_packed(kv_dim, d.hidden, 2);
@@ -97,7 +100,18 @@ void build(RandomModel& m) {
   m.head = alloc<int8_t>(d.vocab * head_cols);
   fill_random(reinterpret_cast<uint8_t*>(m.head.get()), d.vocab * head_cols, 7);
   m.head_scale.assign(d.vocab, 1e-3f);
-  m.streamed_bytes += d.vocab * head_cols + d.vocab * sizeof(float);
+  if (q4_head) {
+    // Decode reads the 4-bit rows and scales, then kLmHeadExactRows int8 rows and scales.
+    const size_t q4_cols = round_up(d.hidden, kQ4BlockCols);
+    m.head_q4 = alloc<uint8_t>(d.vocab * q4_cols / 2);
+    fill_random(m.head_q4.get(), d.vocab * q4_cols / 2, 8);
+    m.weights.head.q4 = m.head_q4.get();
+    m.weights.head.q4_row_scale = m.head_scale.data();
+    m.weights.head.q4_cols = q4_cols;
+    m.streamed_bytes += d.vocab * (q4_cols / 2 + sizeof(float)) + kLmHeadExactRows * (head_cols + sizeof(float));
+  } else {
+    m.streamed_bytes += d.vocab * (head_cols + sizeof(float));
+  }
   m.weights.embedding = m.embedding.get();
   m.weights.final_norm = m.ones.data();
   m.weights.head.i8 = m.head.get();
@@ -119,8 +133,10 @@ Options parse(int argc, char** argv) {
     if (a == "--threads" && has_value) o.max_threads = std::max(1ul, std::strtoul(argv[++i], nullptr, 10));
     else if (a == "--seconds" && has_value) o.seconds = std::strtod(argv[++i], nullptr);
     else if (a == "--isa" && has_value) o.isa = argv[++i];
+    else if (a == "--lm-head" && has_value && (argv[i + 1] == std::string("q4") || argv[i + 1] == std::string("int8")))
+      o.q4_head = argv[++i] == std::string("q4");
     else {
-      std::fprintf(stderr, "usage: bench_decode [--threads T] [--seconds S] [--isa NAME]\n");
+      std::fprintf(stderr, "usage: bench_decode [--threads T] [--seconds S] [--isa NAME] [--lm-head int8|q4]\n");
       std::exit(2);
     }
   }
@@ -133,7 +149,7 @@ int main(int argc, char** argv) {
   const Options opt = parse(argc, argv);
   const KernelTable& kernels = opt.isa.empty() ? active_kernels() : kernels_for(opt.isa);
   RandomModel model;
-  build(model);
+  build(model, opt.q4_head);
   const ModelDims& d = model.weights.dims;
   const size_t kContexts[] = {64, 512};
   constexpr size_t kPrompt = 128;
@@ -142,8 +158,9 @@ int main(int argc, char** argv) {
   // KV cache bytes one decode step reads per cached token: K and V of every layer.
   const size_t kv_bytes_per_token = 2 * d.layers * d.kv_heads * d.head_dim * sizeof(f16_t);
 
-  std::printf("isa: %s, model: 2B4T shape, %.0f MB of ternary planes + int8 LM head read per token\n",
-              kernels.isa_name, static_cast<double>(model.streamed_bytes) / 1e6);
+  std::printf("isa: %s, model: 2B4T shape, %.0f MB of ternary planes + %s LM head read per token\n",
+              kernels.isa_name, static_cast<double>(model.streamed_bytes) / 1e6,
+              opt.q4_head ? "4-bit (top rows re-scored from int8)" : "int8");
   std::printf("\n%-8s %3s %7s %10s %9s %9s %10s %8s\n", "run", "thr", "context", "ms/token", "tok/s",
               "read GB/s", "roofline", "of roof");
   for (size_t threads = 1; threads <= opt.max_threads; ++threads) {

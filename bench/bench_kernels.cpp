@@ -1,5 +1,5 @@
 // Kernel benchmark: memory read bandwidth, ternary GEMV (decode) on the 2B4T
-// shapes, the LM head (f16 and int8), and ternary GEMM (prefill), per runnable
+// shapes, the LM head (f16, int8 and 4-bit), and ternary GEMM (prefill), per runnable
 // ISA, at 1 and 2 threads, all through ops.h. GEMV weights cycle over distinct
 // copies filling --weight-mib MiB so that every call streams from DRAM, as a
 // decode pass over 30 layers does. Prints a table, or JSON with --json.
@@ -222,6 +222,17 @@ void bench_lm_head(Report& rep, const std::vector<std::string>& isas) {
            [&](ThreadPool& pool) { return measure_bandwidth(pool, bytes, n, rep.opt.seconds); },
            [&](const Runtime& rt, size_t) {
              matvec_i8(rt, w8.get(), s.rows, cols_padded, q.get(), row_scale.data(), 1.f, y.data());
+           });
+  // The 4-bit head decode ranks rows with (the int8 re-scoring of its top rows reads 0.1% as much).
+  const size_t q4_cols = round_up(s.cols, kQ4BlockCols), q4_bytes = s.rows * q4_cols / 2;
+  auto w4 = alloc<uint8_t>(q4_bytes);
+  fill_random(w4.get(), q4_bytes, 4);
+  auto q_q4 = alloc<int8_t>(q4_cols);
+  fill_random(reinterpret_cast<uint8_t*>(q_q4.get()), q4_cols, 5);
+  bench_op(rep, isas, "lm_head_q4", s, static_cast<double>(q4_bytes), macs,
+           [&](ThreadPool& pool) { return measure_bandwidth(pool, w4.get(), q4_bytes, rep.opt.seconds); },
+           [&](const Runtime& rt, size_t) {
+             matvec_q4(rt, w4.get(), s.rows, q4_cols, q_q4.get(), row_scale.data(), 1.f, y.data());
            });
 }
 

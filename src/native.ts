@@ -82,7 +82,10 @@ export interface NativeLayerSpec {
 }
 
 /** The LM head: f16 rows [vocab][hidden], or int8 rows [vocab][cols] (cols = hidden padded to 64) with row scales. */
-export type NativeHeadSpec = { f16: Uint16Array } | { i8: Int8Array; rowScale: Float32Array; cols: number };
+/** The LM head: f16 rows, or int8 rows, optionally with the 4-bit copy decode ranks rows with (q4*: nibbles, row scales, padded cols). */
+export type NativeHeadSpec =
+  | { f16: Uint16Array }
+  | { i8: Int8Array; rowScale: Float32Array; cols: number; q4?: Uint8Array; q4RowScale?: Float32Array; q4Cols?: number };
 
 /** Everything `new NativeModel()` takes. Arrays are used in place, never copied. */
 export interface NativeModelSpec {
@@ -128,6 +131,12 @@ export interface NativeBinding {
   NativeSession: new (model: NativeModel, context: number) => NativeSession;
   /** Maps a file (private, copy-on-write) into an external ArrayBuffer; with copy, reads it into anonymous memory. */
   mapFile(path: string, copy?: boolean): ArrayBuffer;
+  /**
+   * Moves the [offset, length] byte ranges of a mapFile() mapping (without copy) into huge-page
+   * memory at the same addresses, on a worker thread; resolves with the bytes moved (0 where the
+   * OS cannot). See native/addon/mapped_file.h.
+   */
+  promoteMapping(buffer: ArrayBuffer, ranges: readonly (readonly [number, number])[]): Promise<number>;
 }
 
 /** The package root: the nearest folder above this module holding package.json (from src/, dist/ or any build folder). */

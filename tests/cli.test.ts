@@ -119,7 +119,7 @@ describe('bitnet-gen commands', () => {
     expect(info.stdout).toMatch(/runtime\s+scalar kernels, 1 threads/);
     const json = JSON.parse((await cli(['info', modelFile, '--json'])).stdout);
     const model = await BitNetModel.load(modelFile, { threads: 1 });
-    expect(json).toMatchObject({ lmHead: 'int8', weightBytesPerToken: model.weightBytesPerToken, config: model.config });
+    expect(json).toMatchObject({ lmHead: 'q4', weightBytesPerToken: model.weightBytesPerToken, config: model.config });
     expect(json.tokenizer.vocabSize).toBe(model.tokenizer.vocabSize);
     // A flipped byte inside a tensor passes the header checks; --verify finds it.
     const corrupt = path.join(scratch, 'corrupt.bitnet');
@@ -129,7 +129,7 @@ describe('bitnet-gen commands', () => {
     fs.closeSync(fd);
     expect(errorLine(await cli(['info', corrupt, '--verify']))).toMatch(/checksum mismatch/);
     expect(errorLine(await cli(['convert', path.join(scratch, 'nope'), out]))).toMatch(/nope: no such file or folder/);
-    expect(errorLine(await cli(['convert', tinyModel().paths.hf!, out, '--lm-head', 'f32']))).toMatch(/--lm-head.*Allowed choices are int8, f16/);
+    expect(errorLine(await cli(['convert', tinyModel().paths.hf!, out, '--lm-head', 'f32']))).toMatch(/--lm-head.*Allowed choices are q4, int8, f16/);
   });
 
   test('bench measures pp and tg for each thread count, and runs a bitnet.cpp llama-bench alongside', async () => {
@@ -173,7 +173,8 @@ console.log(JSON.stringify([{ n_prompt: +v('-p'), n_gen: 0, n_threads: +v('-t'),
     const result = await perplexity(model, text, ctx, 2);
     expect(result.perChunk).toHaveLength(2);
     expect(result.scoredTokens).toBe(2 * (ctx - 1 - ctx / 2));
-    // Reference: the same windows, fed one token at a time.
+    // Reference: the same windows, fed one token at a time (with allLogits: every row from the
+    // int8 head, as perplexity uses; a decode step's logits are exact only for the top rows).
     const tokens = model.tokenizer.encode(text, { addBos: false });
     let nll = 0;
     for (let c = 0; c < 2; c++) {
@@ -181,7 +182,7 @@ console.log(JSON.stringify([{ n_prompt: +v('-p'), n_gen: 0, n_threads: +v('-t'),
       window[0] = model.tokenizer.bosId;
       const session = model.createSession({ contextSize: ctx });
       for (let j = 0; j < ctx - 1; j++) {
-        const logits = await session.evaluate([window[j]]);
+        const logits = await session.evaluate([window[j]], { allLogits: true });
         if (j >= ctx / 2) nll += negativeLogLikelihood(logits, 0, model.vocab, window[j + 1]);
       }
     }

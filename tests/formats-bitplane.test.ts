@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { BitplaneTensorInput, BitplaneTensorEntry, int8HeadCols, LM_HEAD_INT8, LM_HEAD_ROW_SCALE, packedPlaneBytes, readBitplaneHeader, TOKENIZER_BLOB, TOKENIZER_CONFIG_BLOB, verifyBitplaneChecksums, writeBitplaneFile } from '../src/formats/bitplane-file';
+import { BitplaneTensorInput, BitplaneTensorEntry, int8HeadCols, LM_HEAD_INT8, LM_HEAD_Q4, LM_HEAD_Q4_ROW_SCALE, LM_HEAD_ROW_SCALE, packedPlaneBytes, q4HeadCols, readBitplaneHeader, TOKENIZER_BLOB, TOKENIZER_CONFIG_BLOB, verifyBitplaneChecksums, writeBitplaneFile } from '../src/formats/bitplane-file';
 import { modelTensors, presetConfig } from '../src/model/architecture';
 import { Prng } from '../src/synth/prng';
 import { BITNET_CHAT_TEMPLATE, syntheticTokenizerJson } from '../src/synth/tokenizer';
@@ -114,6 +114,21 @@ test('the int8 LM head and tokenizer_config blob round trip; the writer reports 
   verifyBitplaneChecksums(header);
 });
 
+function q4Head(cols = q4HeadCols(config.hidden), scaleLength = config.vocab): BitplaneTensorInput[] {
+  return [
+    { name: LM_HEAD_Q4, kind: 'q4', shape: [config.vocab, cols], bytes: () => randomBytes((config.vocab * cols) / 2, 98) },
+    { name: LM_HEAD_Q4_ROW_SCALE, kind: 'f32', shape: [scaleLength], bytes: () => new Uint8Array(scaleLength * 4) },
+  ];
+}
+
+test('the 4-bit LM head round trips beside the int8 head', () => {
+  const target = path.join(dir, 'q4.bnp');
+  writeBitplaneFile(target, { config, chatTemplate: null }, [...inputs(), ...int8Head(), ...q4Head()]);
+  const header = readBitplaneHeader(target);
+  expect(header.tensors.find((t) => t.name === LM_HEAD_Q4)).toMatchObject({ kind: 'q4', shape: [config.vocab, q4HeadCols(config.hidden)], byteLength: (config.vocab * q4HeadCols(config.hidden)) / 2 });
+  verifyBitplaneChecksums(header);
+});
+
 test('a ternary tensor may give its scale with its planes', () => {
   const target = path.join(dir, 'scaled.bnp');
   const tensors = inputs().map((t) => (t.kind === 'ternary-planes' ? { ...t, scale: undefined, bytes: () => ({ planes: t.bytes() as Uint8Array, scale: 0.5 }) } : t));
@@ -127,6 +142,11 @@ test.each([
   ['an int8 head without row scales', () => [...inputs(), int8Head()[0]], /lm_head\.row_scale': tensor missing/],
   ['an int8 head rows not padded to 64', () => [...inputs(), ...int8Head(config.hidden + 1)], /lm_head\.int8': shape .* does not match/],
   ['row scales of the wrong length', () => [...inputs(), ...int8Head(undefined, config.vocab - 1)], /lm_head\.row_scale': shape .* does not match/],
+  ['a 4-bit head without the int8 head', () => [...inputs(), ...q4Head()], /lm_head\.int8': tensor missing: the 4-bit LM head needs the int8 head/],
+  ['a 4-bit head without row scales', () => [...inputs(), ...int8Head(), q4Head()[0]], /lm_head\.q4_row_scale': tensor missing/],
+  ['a 4-bit head of the wrong width', () => [...inputs(), ...int8Head(), ...q4Head(q4HeadCols(config.hidden) + 128)], /lm_head\.q4': shape .* does not match/],
+  ['4-bit row scales of the wrong length', () => [...inputs(), ...int8Head(), ...q4Head(undefined, config.vocab + 1)], /lm_head\.q4_row_scale': shape .* does not match/],
+  ['a 4-bit head stored as i8', () => [...inputs(), ...int8Head(), { ...q4Head()[0], kind: 'i8' as const, shape: [config.vocab, q4HeadCols(config.hidden) / 2] }, q4Head()[1]], /lm_head\.q4': kind i8 is not valid for the 4-bit LM head/],
   ['no tokenizer blob', () => inputs().filter((t) => t.name !== TOKENIZER_BLOB), /tokenizer\.json': tensor missing/],
   ['a tokenizer stored as f32', () => inputs().map((t) => (t.name === TOKENIZER_BLOB ? { ...t, kind: 'f32' as const, shape: [4], bytes: () => new Uint8Array(16) } : t)), /tokenizer\.json': kind f32 is not valid for the tokenizer/],
 ] as const)('%s is rejected', (label, tensors, pattern) => {

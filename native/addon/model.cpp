@@ -112,6 +112,11 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
     w.head.i8_cols = integer(head.Get("cols"), head_arg.field("cols"), d.hidden, kMaxDim);
     w.head.i8 = r.array_field<int8_t>(head, head_arg, "i8", mul_sat(d.vocab, w.head.i8_cols));
     w.head.i8_row_scale = r.array_field<float>(head, head_arg, "rowScale", d.vocab);
+    if (!head.Get("q4").IsUndefined()) {
+      w.head.q4_cols = integer(head.Get("q4Cols"), head_arg.field("q4Cols"), d.hidden, kMaxDim);
+      w.head.q4 = r.array_field<uint8_t>(head, head_arg, "q4", mul_sat(d.vocab, w.head.q4_cols / 2));
+      w.head.q4_row_scale = r.array_field<float>(head, head_arg, "q4RowScale", d.vocab);
+    }
   }
   try {
     transformer_ = std::make_unique<bitnet::Transformer>(std::move(w), max_context);

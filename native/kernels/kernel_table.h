@@ -54,11 +54,14 @@ struct KernelTable {
   // cos/sin are cos_half[j]/sin_half[j].
   void (*rope)(float* v, size_t n_heads, size_t head_dim, const float* cos_half,
                const float* sin_half);
-  // One query head over t_len cached positions (f16 K and V rows of head_dim,
-  // consecutive positions kv_stride elements apart):
-  // out = softmax(q.K_t * scale) . V_t, softmax in f32. scores: t_len floats of scratch.
-  void (*attend)(const float* q, const f16_t* k, const f16_t* v, size_t kv_stride, size_t t_len,
-                 size_t head_dim, float scale, float* scores, float* out);
+  // `group` query heads sharing one KV head (grouped-query attention) over
+  // t_len cached positions (f16 K and V rows of head_dim, consecutive
+  // positions kv_stride elements apart). For each head h (q and out hold the
+  // group's heads one after another, head_dim floats each):
+  // out_h = softmax(q_h.K_t * scale) . V_t, softmax in f32.
+  // scores: group * t_len floats of scratch.
+  void (*attend)(const float* q, size_t group, const f16_t* k, const f16_t* v, size_t kv_stride,
+                 size_t t_len, size_t head_dim, float scale, float* scores, float* out);
   // Elementwise: out may alias gate or up.
   // out[i] = relu(gate[i])^2 * up[i]        (BitNet b1.58 2B4T FFN)
   void (*relu2_gate)(const float* gate, const float* up, size_t n, float* out);
@@ -78,7 +81,19 @@ struct KernelTable {
   // zero-padded), q int8 of cols_padded (zero-padded). Integer sums are exact.
   void (*matvec_i8)(const int8_t* w, size_t cols_padded, const int8_t* q, const float* row_scale,
                     float x_inv_scale, float* y, size_t r0, size_t r1);
+  // The 4-bit LM head that picks decode's candidate rows (Session::lm_head):
+  // y[n] = (float)(sum_k (W4[n][k] - 8) * q[k]) * row_scale[n] * x_inv_scale
+  // for rows [r0, r1). W4 holds unsigned nibbles (weight + 8, 0..15),
+  // cols_padded / 2 bytes per row, cols_padded a multiple of kQ4BlockCols:
+  // byte b of a row's block j holds column j * 128 + b in its low nibble and
+  // j * 128 + 64 + b in its high nibble, so one 64-byte load unpacks into two
+  // 64-column runs. q int8 of cols_padded (zero-padded). Integer sums are exact.
+  void (*matvec_q4)(const uint8_t* w, size_t cols_padded, const int8_t* q, const float* row_scale,
+                    float x_inv_scale, float* y, size_t r0, size_t r1);
 };
+
+// Columns per packed block of the 4-bit LM head (64 bytes of nibbles).
+constexpr size_t kQ4BlockCols = 128;
 
 const KernelTable& scalar_kernels();
 // Each returns nullptr when this binary was built without that ISA.

@@ -60,6 +60,14 @@ void ternary_gemm(const Runtime& rt, const int8_t* q, size_t q_stride, size_t m,
 void matvec_f16(const Runtime& rt, const f16_t* w, size_t rows, size_t cols, const float* x, float* y);
 void matvec_i8(const Runtime& rt, const int8_t* w, size_t rows, size_t cols_padded, const int8_t* q,
                const float* row_scale, float x_inv_scale, float* y);
+void matvec_q4(const Runtime& rt, const uint8_t* w, size_t rows, size_t cols_padded, const int8_t* q,
+               const float* row_scale, float x_inv_scale, float* y);
+
+// Writes to out the indices of the k largest of values[0, n) (k <= n), largest
+// first, equal values in index order, NaN ranked by its bits. That is a total
+// order, so out is the same for any thread count. Pieces of the input are
+// searched in parallel; scratch is reused memory.
+void top_k(const Runtime& rt, const float* values, size_t n, size_t k, uint32_t* out, AlignedBuffer& scratch);
 
 // Single-query attention for n_heads query heads sharing n_kv_heads KV heads
 // (query head h reads KV head h / (n_heads / n_kv_heads)). q: n_heads*head_dim;

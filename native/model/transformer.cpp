@@ -41,6 +41,10 @@ Transformer::Transformer(ModelWeights weights, size_t max_context)
   require(w_.head.f16 || (w_.head.i8 && w_.head.i8_row_scale && w_.head.i8_cols >= d.hidden &&
                           w_.head.i8_cols % 64 == 0),
           "LM head needs f16 rows, or int8 rows (cols padded to 64) with row scales");
+  require(!w_.head.q4 || (w_.head.i8 && w_.head.q4_row_scale && w_.head.q4_cols >= d.hidden &&
+                          w_.head.q4_cols % kQ4BlockCols == 0),
+          "a 4-bit LM head needs row scales, cols padded to " + std::to_string(kQ4BlockCols) +
+              " and the int8 rows it is re-scored with");
   const size_t q_dim = d.heads * d.head_dim, kv_dim = d.kv_heads * d.head_dim;
   for (size_t i = 0; i < d.layers; ++i) {
     const LayerWeights& l = w_.layers[i];
@@ -130,7 +134,7 @@ void Session::forward(const Runtime& rt, const int32_t* tokens, size_t n, float*
     for (size_t i = first; i < m; ++i) {
       float* hi = h_.data() + i * d.hidden;
       k.rmsnorm(hi, model_.weights().final_norm, d.hidden, d.rms_eps, hi);
-      lm_head(rt, hi, logits + (all_logits ? (done + i) * d.vocab : 0));
+      lm_head(rt, hi, logits + (all_logits ? (done + i) * d.vocab : 0), all_logits);
     }
   }
 }
@@ -217,16 +221,28 @@ void Session::ffn_block(const Runtime& rt, const LayerWeights& lw, size_t n) {
   k.add_inplace(h_.data(), proj_.data(), n * d.hidden);
 }
 
-void Session::lm_head(const Runtime& rt, const float* h, float* logits) {
+void Session::lm_head(const Runtime& rt, const float* h, float* logits, bool exact) {
   const ModelDims& d = model_.dims();
   const LmHead& head = model_.weights().head;
   if (head.f16) {
     matvec_f16(rt, head.f16, d.vocab, d.hidden, h, logits);
     return;
   }
-  head_q8_.resize(head.i8_cols);
-  const float s = quantize_activations(*rt.kernels, h, d.hidden, head_q8_.data(), head.i8_cols);
-  matvec_i8(rt, head.i8, d.vocab, head.i8_cols, head_q8_.data(), head.i8_row_scale, 1.f / s, logits);
+  // One quantized h serves both heads: zeros past hidden, up to the longer row.
+  const size_t q_len = std::max(head.i8_cols, head.q4_cols);
+  head_q8_.resize(q_len);
+  const float inv_s = 1.f / quantize_activations(*rt.kernels, h, d.hidden, head_q8_.data(), q_len);
+  if (exact || !head.q4) {
+    matvec_i8(rt, head.i8, d.vocab, head.i8_cols, head_q8_.data(), head.i8_row_scale, inv_s, logits);
+    return;
+  }
+  matvec_q4(rt, head.q4, d.vocab, head.q4_cols, head_q8_.data(), head.q4_row_scale, inv_s, logits);
+  const size_t k = std::min(kLmHeadExactRows, d.vocab);
+  head_candidates_.resize(k);
+  top_k(rt, logits, d.vocab, k, head_candidates_.data(), scratch_);
+  // The same kernel on the same q as the full int8 head: bit-identical values.
+  for (const uint32_t r : head_candidates_)
+    rt.kernels->matvec_i8(head.i8, head.i8_cols, head_q8_.data(), head.i8_row_scale, inv_s, logits, r, r + 1);
 }
 
 }  // namespace bitnet

@@ -41,12 +41,20 @@ struct LayerWeights {
   const float* ffn_sub_norm = nullptr;   // [intermediate] or nullptr
 };
 
-// The LM head: f16 rows, or int8 rows with one float scale per row.
+// Rows of the int8 LM head recomputed exactly after the 4-bit head ranked
+// every row (the candidates of a decode step, see Session::lm_head).
+constexpr size_t kLmHeadExactRows = 64;
+
+// The LM head: f16 rows, or int8 rows with one float scale per row, optionally
+// with a 4-bit copy that decode reads instead of the int8 rows.
 struct LmHead {
   const f16_t* f16 = nullptr;        // [vocab][hidden], when set
   const int8_t* i8 = nullptr;        // [vocab][i8_cols], when f16 is null
   const float* i8_row_scale = nullptr;  // [vocab]
   size_t i8_cols = 0;                // hidden rounded up to 64, zero-padded
+  const uint8_t* q4 = nullptr;       // [vocab][q4_cols / 2] nibbles (matvec_q4), or null
+  const float* q4_row_scale = nullptr;  // [vocab]
+  size_t q4_cols = 0;                // hidden rounded up to kQ4BlockCols, zero-padded
 };
 
 struct ModelWeights {
@@ -90,6 +98,8 @@ class Session {
   // Runs tokens[0..n) at positions position()..position()+n-1 through the
   // model, appending to the KV cache. Writes the logits of the last token to
   // logits (vocab floats), or of every token (n * vocab) when all_logits.
+  // With a 4-bit head the last-token logits are exact only for the
+  // kLmHeadExactRows highest rows (see lm_head); all_logits are all exact.
   // Throws std::out_of_range if the context would overflow and
   // std::invalid_argument for a token id >= vocab; the cache is unchanged then.
   void forward(const Runtime& rt, const int32_t* tokens, size_t n, float* logits, bool all_logits);
@@ -98,7 +108,11 @@ class Session {
   void embed(const KernelTable& k, const int32_t* tokens, size_t n);
   void attention_block(const Runtime& rt, const LayerWeights& lw, size_t layer, size_t n);
   void ffn_block(const Runtime& rt, const LayerWeights& lw, size_t n);
-  void lm_head(const Runtime& rt, const float* h, float* logits);
+  // exact: every row from the int8 (or f16) head. Otherwise, with a 4-bit
+  // head, every row from it and then the kLmHeadExactRows highest recomputed
+  // from the int8 rows: the argmax and the top of the distribution are exact,
+  // the rest of the vocabulary keeps the 4-bit approximation.
+  void lm_head(const Runtime& rt, const float* h, float* logits, bool exact);
   // Normalizes n rows of x (width cols, row stride cols) with g, quantizes each
   // row into q_ (stride padded) and sets act_scale_[i]; returns the stride.
   size_t norm_and_quantize(const KernelTable& k, const float* x, size_t n, size_t cols,
@@ -115,6 +129,7 @@ class Session {
   std::vector<int8_t> q8_;
   std::vector<float> act_scale_;
   std::vector<int8_t> head_q8_;
+  std::vector<uint32_t> head_candidates_;
   AlignedBuffer tables_, scratch_, attn_scratch_;
   void reserve_batch(size_t n);
 };

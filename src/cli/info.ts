@@ -1,7 +1,7 @@
 /** `bitnet-gen info MODEL`: what a model is and how this machine would run it. */
 import * as fs from 'fs';
 import { Command } from 'commander';
-import { LM_HEAD_ROW_SCALE, readBitplaneHeader } from '../formats/bitplane-file';
+import { LM_HEAD_EXACT_ROWS, LM_HEAD_Q4_ROW_SCALE, LM_HEAD_ROW_SCALE, readBitplaneHeader } from '../formats/bitplane-file';
 import type { BitplaneTensorKind } from '../formats/bitplane-file';
 import { BitNetModel } from '../engine/model';
 import { write } from './io';
@@ -17,7 +17,7 @@ export interface ModelInfo {
   config: BitNetModel['config'];
   parameters: number;
   tensors: { kind: BitplaneTensorKind; count: number; bytes: number }[];
-  lmHead: 'int8' | 'f16';
+  lmHead: BitNetModel['lmHead'];
   tokenizer: { vocabSize: number; bos: number; eos: number; eot: number | null; stopTokens: readonly number[] };
   chatTemplate: string | null;
   runtime: { isa: string; threads: number };
@@ -34,8 +34,8 @@ export function modelInfo(model: BitNetModel, fileBytes: number): ModelInfo {
     entry.count++;
     entry.bytes += t.byteLength;
     byKind.set(t.kind, entry);
-    // The int8 head duplicates the embedding (or lm_head.weight); count weights once.
-    if (t.kind !== 'blob' && t.kind !== 'i8' && t.name !== LM_HEAD_ROW_SCALE) parameters += t.shape.reduce((a, b) => a * b, 1);
+    // The int8 / 4-bit heads duplicate the embedding (or lm_head.weight); count weights once.
+    if (t.kind !== 'blob' && t.kind !== 'i8' && t.kind !== 'q4' && t.name !== LM_HEAD_ROW_SCALE && t.name !== LM_HEAD_Q4_ROW_SCALE) parameters += t.shape.reduce((a, b) => a * b, 1);
   }
   const tok = model.tokenizer;
   return {
@@ -61,7 +61,7 @@ export function formatInfo(info: ModelInfo): string {
       `${c.heads} heads / ${c.kvHeads} KV heads x ${c.headDim}, sub-norms ${c.subNorms ? 'yes' : 'no'}`],
     ['parameters', `${(info.parameters / 1e9).toFixed(3)} B`],
     ['context', `${c.maxPositions} trained, RoPE theta ${c.ropeTheta} (${c.ropeLayout}), RMSNorm eps ${c.rmsEps}`],
-    ['embedding', `${c.vocab} x ${c.hidden} f16, LM head ${info.lmHead}${c.tiedEmbeddings ? ' (tied to the embedding)' : ''}`],
+    ['embedding', `${c.vocab} x ${c.hidden} f16, LM head ${info.lmHead === 'q4' ? `q4 (top ${LM_HEAD_EXACT_ROWS} re-scored with int8)` : info.lmHead}${c.tiedEmbeddings ? ' (tied to the embedding)' : ''}`],
     ...info.tensors.map((t): [string, string] => [`tensors ${t.kind}`, `${t.count} (${formatBytes(t.bytes)})`]),
     ['tokenizer', `${info.tokenizer.vocabSize} tokens, BOS ${info.tokenizer.bos}, EOS ${info.tokenizer.eos}` +
       `${info.tokenizer.eot === null ? '' : `, EOT ${info.tokenizer.eot}`}, stops at [${info.tokenizer.stopTokens.join(', ')}]`],

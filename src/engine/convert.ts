@@ -15,7 +15,11 @@ import {
   BitplaneTensorInput,
   int8HeadCols,
   LM_HEAD_INT8,
+  LM_HEAD_Q4,
+  LM_HEAD_Q4_ROW_SCALE,
   LM_HEAD_ROW_SCALE,
+  Q4_BLOCK_COLS,
+  q4HeadCols,
   readBitplaneHeader,
   TOKENIZER_BLOB,
   TOKENIZER_COMPILED_BLOB,
@@ -34,8 +38,17 @@ import type { HfTokenizerConfig, HfTokenizerJson } from '../tokenizer/tokenizer'
 /** Bumped whenever the converter's output bytes change, so cached conversions are redone. */
 export const CONVERTER_VERSION = 2;
 
-/** How the LM head is stored: per-row int8 (smaller and faster to read) or f16 only. */
-export type LmHeadFormat = 'int8' | 'f16';
+/**
+ * How the LM head is stored: 'q4' = per-row 4-bit rows that decode ranks the vocabulary with plus
+ * the int8 rows it recomputes the best candidates from (the fewest bytes read per token), 'int8' =
+ * per-row int8 only, 'f16' = the f16 embedding / lm_head only.
+ */
+export type LmHeadFormat = 'q4' | 'int8' | 'f16';
+
+/** The LM head format of new conversions (see {@link ConvertOptions.lmHead}). */
+export const DEFAULT_LM_HEAD: LmHeadFormat = 'q4';
+
+const LM_HEAD_FORMATS: readonly LmHeadFormat[] = ['q4', 'int8', 'f16'];
 
 /** One step of a conversion, reported after each tensor is written. */
 export interface ConvertProgress {
@@ -50,8 +63,12 @@ export interface ConvertProgress {
 /** Options of {@link convertModel}. */
 export interface ConvertOptions {
   /**
-   * LM head storage. Default 'int8': per-row absmax int8 of the head (the tied embedding for
-   * 2B4T) in addition to the f16 embedding, which the embedding lookup always needs.
+   * LM head storage, in addition to the f16 embedding, which the embedding lookup always needs.
+   * 'int8': per-row absmax int8 of the head (the tied embedding for 2B4T). 'q4': the same int8
+   * rows plus per-row absmax 4-bit rows; decode reads the 4-bit rows for every token and the int8
+   * rows of the 64 best candidates only (LM_HEAD_EXACT_ROWS), so greedy decoding and the top of
+   * the distribution are exact while the other logits are approximate (docs/model-files.md).
+   * 'f16': no quantized head. Default {@link DEFAULT_LM_HEAD}.
    */
   lmHead?: LmHeadFormat;
   /** Forces activation / sub-norm choices of the source (see openModel). Default none. */
@@ -91,8 +108,8 @@ const ROWS_PER_CHUNK = 1024;
  * @throws ModelFileError for invalid inputs (nothing is written), or when a value overflows f16
  */
 export function convertModel(input: string, output: string, options: ConvertOptions = {}): ConvertResult {
-  const lmHead = options.lmHead ?? 'int8';
-  if (lmHead !== 'int8' && lmHead !== 'f16') throw new RangeError(`lmHead must be 'int8' or 'f16', got '${String(lmHead)}'`);
+  const lmHead = options.lmHead ?? DEFAULT_LM_HEAD;
+  if (!LM_HEAD_FORMATS.includes(lmHead)) throw new RangeError(`lmHead must be one of ${LM_HEAD_FORMATS.map((f) => `'${f}'`).join(', ')}, got '${String(lmHead)}'`);
   const folder = path.dirname(path.resolve(output));
   if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) throw new Error(`convertModel: output folder ${folder} does not exist`);
   const source = openModel(input, options.overrides);
@@ -124,13 +141,19 @@ function tensorInputs(source: ModelSource, lmHead: LmHeadFormat, stats: F16Stats
     if (spec.kind === 'norm') return { name: spec.hfName, kind: 'f32', shape: spec.shape, bytes: () => f32Bytes(source.readFloat(spec)) };
     return { name: spec.hfName, kind: 'f16', shape: spec.shape, bytes: () => f16Chunks(source, spec, stats) };
   });
-  if (lmHead === 'int8') {
-    const headSpec = source.tensors.find((s) => s.role === (source.config.tiedEmbeddings ? 'embed' : 'lm_head'))!;
-    const [vocab, hidden] = headSpec.shape;
-    const rowScale = new Float32Array(vocab);
+  if (lmHead === 'f16') return inputs;
+  const headSpec = source.tensors.find((s) => s.role === (source.config.tiedEmbeddings ? 'embed' : 'lm_head'))!;
+  const [vocab, hidden] = headSpec.shape;
+  const rowScale = new Float32Array(vocab);
+  inputs.push(
+    { name: LM_HEAD_INT8, kind: 'i8', shape: [vocab, int8HeadCols(hidden)], bytes: () => int8HeadChunks(source, headSpec, rowScale) },
+    { name: LM_HEAD_ROW_SCALE, kind: 'f32', shape: [vocab], bytes: () => f32Bytes(rowScale) },
+  );
+  if (lmHead === 'q4') {
+    const q4Scale = new Float32Array(vocab);
     inputs.push(
-      { name: LM_HEAD_INT8, kind: 'i8', shape: [vocab, int8HeadCols(hidden)], bytes: () => int8HeadChunks(source, headSpec, rowScale) },
-      { name: LM_HEAD_ROW_SCALE, kind: 'f32', shape: [vocab], bytes: () => f32Bytes(rowScale) },
+      { name: LM_HEAD_Q4, kind: 'q4', shape: [vocab, q4HeadCols(hidden)], bytes: () => q4HeadChunks(source, headSpec, q4Scale) },
+      { name: LM_HEAD_Q4_ROW_SCALE, kind: 'f32', shape: [vocab], bytes: () => f32Bytes(q4Scale) },
     );
   }
   return inputs;
@@ -215,18 +238,51 @@ function* int8HeadChunks(source: ModelSource, spec: TensorSpec, rowScale: Float3
 
 /** Quantizes one row into `out` (same length) and returns its scale; see int8HeadChunks. */
 export function quantizeRowInt8(row: Float32Array, out: Int8Array): number {
+  return quantizeRowSymmetric(row, out, 127);
+}
+
+/**
+ * Per-row absmax quantization to integers in [-levels, levels]: scale = fround(max|x| / levels),
+ * q = round-half-even(x / scale) clamped; an all-zero row gets scale 0 and q = 0.
+ */
+function quantizeRowSymmetric(row: Float32Array, out: Int8Array, levels: number): number {
   let absmax = 0;
   for (let i = 0; i < row.length; i++) absmax = Math.max(absmax, Math.abs(row[i]));
-  const scale = Math.fround(absmax / 127);
+  const scale = Math.fround(absmax / levels);
   if (scale === 0) return 0;
   for (let i = 0; i < row.length; i++) {
     const x = row[i] / scale;
     let q = Math.round(x);
     // Math.round rounds halves up; ties go to the even neighbour instead.
     if (q - x === 0.5 && q % 2 !== 0) q -= 1;
-    out[i] = Math.max(-127, Math.min(127, q));
+    out[i] = Math.max(-levels, Math.min(levels, q));
   }
   return scale;
+}
+
+/**
+ * The 4-bit LM head: per-row absmax quantization to -7..7 (as int8, with 7 levels), packed as
+ * nibbles q + 8 in the layout of {@link LM_HEAD_Q4}; padding columns hold weight 0. Fills `rowScale`.
+ */
+function* q4HeadChunks(source: ModelSource, spec: TensorSpec, rowScale: Float32Array): Generator<Uint8Array> {
+  const [vocab, hidden] = spec.shape;
+  const cols = q4HeadCols(hidden);
+  const half = Q4_BLOCK_COLS / 2;
+  const q = new Int8Array(cols);
+  for (let first = 0; first < vocab; first += ROWS_PER_CHUNK) {
+    const rows = Math.min(ROWS_PER_CHUNK, vocab - first);
+    const values = source.readFloatRows(spec, first, rows);
+    const packed = new Uint8Array((rows * cols) / 2);
+    for (let r = 0; r < rows; r++) {
+      q.fill(0);
+      rowScale[first + r] = quantizeRowSymmetric(values.subarray(r * hidden, (r + 1) * hidden), q.subarray(0, hidden), 7);
+      const out = packed.subarray((r * cols) / 2, ((r + 1) * cols) / 2);
+      for (let block = 0; block < cols; block += Q4_BLOCK_COLS) {
+        for (let b = 0; b < half; b++) out[block / 2 + b] = (q[block + b] + 8) | ((q[block + half + b] + 8) << 4);
+      }
+    }
+    yield packed;
+  }
 }
 
 /** The tokenizer blobs and chat template of a source model. */
@@ -343,7 +399,7 @@ export function ensureConverted(input: string, options: EnsureConvertedOptions =
   const key = JSON.stringify({
     input: real,
     files: files.map(([name, stat]) => [name, stat.size, stat.mtimeMs]),
-    lmHead: options.lmHead ?? 'int8',
+    lmHead: options.lmHead ?? DEFAULT_LM_HEAD,
     overrides: options.overrides ?? {},
     converter: CONVERTER_VERSION,
   });

@@ -11,7 +11,10 @@ import { Runtime, TernaryMatrix } from '../kernels';
 import type { RuntimeOptions } from '../kernels';
 import {
   BITPLANE_MAGIC,
+  LM_HEAD_EXACT_ROWS,
   LM_HEAD_INT8,
+  LM_HEAD_Q4,
+  LM_HEAD_Q4_ROW_SCALE,
   LM_HEAD_ROW_SCALE,
   readBitplaneHeader,
   TOKENIZER_BLOB,
@@ -37,9 +40,16 @@ export interface LoadOptions extends RuntimeOptions {
   verify?: boolean;
   /**
    * Read the weights into memory instead of mapping the file (llama.cpp's --no-mmap): load
-   * takes longer (a read of the whole file) but decode was ~25 % faster here. Default false.
+   * takes longer (a read of the whole file), and decode is as fast as with `hugePages`. Default false.
    */
   noMmap?: boolean;
+  /**
+   * Linux, mapped files: right after loading, a background thread moves the tensors read in full
+   * per token (ternary planes, norms, LM head) from the 4 KiB pages of the file mapping into
+   * transparent huge pages at the same addresses (see {@link BitNetModel.hugePages}). Decode
+   * streams them faster (fewer TLB misses); sessions may run meanwhile. Default true.
+   */
+  hugePages?: boolean;
   /** How chats are rendered: the model's Jinja template, the 2B4T format, or auto. Default "auto". */
   chatFormat?: RenderChatOptions['format'];
 }
@@ -100,6 +110,11 @@ class MappedTensors {
   i8(name: string): Int8Array {
     const e = this.expectKind(name, 'i8');
     return new Int8Array(this.buffer, e.offset, e.byteLength);
+  }
+
+  q4(name: string): Uint8Array {
+    const e = this.expectKind(name, 'q4');
+    return new Uint8Array(this.buffer, e.offset, e.byteLength);
   }
 
   ternary(name: string): TernaryMatrix {
@@ -163,6 +178,9 @@ function nativeSpec(config: ModelConfig, t: MappedTensors, maxContext: number): 
   if (t.has(LM_HEAD_INT8)) {
     const e = t.entry(LM_HEAD_INT8);
     head = { i8: t.i8(LM_HEAD_INT8), rowScale: t.f32(LM_HEAD_ROW_SCALE), cols: e.shape[1] };
+    if (t.has(LM_HEAD_Q4)) {
+      head = { ...head, q4: t.q4(LM_HEAD_Q4), q4RowScale: t.f32(LM_HEAD_Q4_ROW_SCALE), q4Cols: t.entry(LM_HEAD_Q4).shape[1] };
+    }
   } else {
     head = { f16: config.tiedEmbeddings ? embedding : t.f16('lm_head.weight') };
   }
@@ -188,6 +206,19 @@ function nativeSpec(config: ModelConfig, t: MappedTensors, maxContext: number): 
 }
 
 /**
+ * The tensors every decoded token reads in full: the ternary planes, the norms, and the LM head
+ * rows it scans (the q4 rows for a q4 head, whose int8 copy is read only for its top candidates).
+ * The embedding is read a row per token, unless it is the (tied) f16 head.
+ */
+function streamedTensors(header: BitplaneHeader, lmHead: BitNetModel['lmHead']): BitplaneTensorEntry[] {
+  const head = new Set(lmHead === 'q4' ? [LM_HEAD_Q4, LM_HEAD_Q4_ROW_SCALE]
+    : lmHead === 'int8' ? [LM_HEAD_INT8, LM_HEAD_ROW_SCALE]
+    : [header.config.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight']);
+  return header.tensors.filter((e) => e.kind === 'ternary-planes' || head.has(e.name) ||
+    (e.kind === 'f32' && e.name !== LM_HEAD_ROW_SCALE && e.name !== LM_HEAD_Q4_ROW_SCALE));
+}
+
+/**
  * A BitNet b1.58 model ready to generate. Load once, then open one
  * {@link Session} per conversation; sessions run concurrently.
  */
@@ -201,10 +232,22 @@ export class BitNetModel implements SessionHost {
   readonly chatFormat: RenderChatOptions['format'];
   /** The bit-plane file the weights are mapped from. */
   readonly path: string;
-  /** Format of the LM head: int8 with row scales, or f16. */
-  readonly lmHead: 'int8' | 'f16';
-  /** Bytes of weights read per decoded token (ternary planes + LM head). */
+  /** Format of the LM head: 4-bit re-scored from int8, int8 with row scales, or f16. */
+  readonly lmHead: 'q4' | 'int8' | 'f16';
+  /**
+   * Bytes of weights read per decoded token: ternary planes + LM head (for a 'q4' head its 4-bit
+   * rows and scales plus the LM_HEAD_EXACT_ROWS int8 rows and scales it recomputes).
+   */
   readonly weightBytesPerToken: number;
+  /**
+   * Settles when the background move of the per-token tensors into huge pages ends (see
+   * {@link LoadOptions.hugePages}), with the bytes moved: 0 when it is off, the file was read with
+   * noMmap, or the OS cannot. Never rejects: after a failure (out of memory) the rest stays mapped
+   * and works as before; the reason is in {@link hugePagesError}.
+   */
+  readonly hugePages: Promise<number>;
+  /** Why the move into huge pages stopped early, if it did. */
+  hugePagesError: string | undefined;
 
   private constructor(header: BitplaneHeader, buffer: ArrayBuffer, options: LoadOptions) {
     const tensors = new MappedTensors(header, buffer);
@@ -219,13 +262,22 @@ export class BitNetModel implements SessionHost {
     this.runtime = new Runtime(options);
     this.nativeModel = new native.NativeModel(nativeSpec(header.config, tensors, maxContext));
     this.chatFormat = options.chatFormat ?? 'auto';
-    this.lmHead = tensors.has(LM_HEAD_INT8) ? 'int8' : 'f16';
-    const headBytes = this.lmHead === 'int8'
-      ? tensors.entry(LM_HEAD_INT8).byteLength + tensors.entry(LM_HEAD_ROW_SCALE).byteLength
-      : header.config.vocab * header.config.hidden * 2;
+    this.lmHead = tensors.has(LM_HEAD_Q4) ? 'q4' : tensors.has(LM_HEAD_INT8) ? 'int8' : 'f16';
+    const int8HeadBytes = (rows: number) => rows * (tensors.entry(LM_HEAD_INT8).shape[1] + 4);
+    const vocab = header.config.vocab;
+    const headBytes = this.lmHead === 'q4'
+      ? tensors.entry(LM_HEAD_Q4).byteLength + tensors.entry(LM_HEAD_Q4_ROW_SCALE).byteLength + int8HeadBytes(Math.min(LM_HEAD_EXACT_ROWS, vocab))
+      : this.lmHead === 'int8' ? int8HeadBytes(vocab) : vocab * header.config.hidden * 2;
     this.weightBytesPerToken = headBytes + header.tensors
       .filter((e) => e.kind === 'ternary-planes')
       .reduce((sum, e) => sum + e.byteLength, 0);
+    this.hugePages = options.noMmap || options.hugePages === false
+      ? Promise.resolve(0)
+      : native.promoteMapping(buffer, streamedTensors(header, this.lmHead).map((e) => [e.offset, e.byteLength] as const))
+        .catch((error: unknown) => {
+          this.hugePagesError = (error as Error).message;
+          return 0;
+        });
   }
 
   /**

@@ -41,8 +41,11 @@ export function packedPlaneBytes(rows: number, cols: number): number {
   return (Math.ceil(rows / ROW_TILE) * ROW_TILE * Math.ceil(cols / CHUNK_COLS) * CHUNK_COLS) / 4;
 }
 
-/** What a tensor entry holds. */
-export type BitplaneTensorKind = 'ternary-planes' | 'f32' | 'f16' | 'i8' | 'blob';
+/**
+ * What a tensor entry holds. 'q4': 4-bit rows [rows, cols] (cols a multiple of 128), cols / 2
+ * bytes per row in the nibble layout of native matvec_q4 (see {@link LM_HEAD_Q4}).
+ */
+export type BitplaneTensorKind = 'ternary-planes' | 'f32' | 'f16' | 'i8' | 'q4' | 'blob';
 
 /** One tensor as recorded in the index. Offsets are absolute file offsets. */
 export interface BitplaneTensorEntry {
@@ -103,9 +106,28 @@ export const LM_HEAD_INT8 = 'lm_head.int8';
 /** Per-row scales of the int8 LM head: f32 [vocab]; row r's logits weight is q[r][k] * scale[r]. */
 export const LM_HEAD_ROW_SCALE = 'lm_head.row_scale';
 
+/**
+ * The optional 4-bit LM head (with the int8 head, which it requires): q4 [vocab, q4HeadCols(hidden)].
+ * Each nibble is weight + 8 (weights -8..7, here -7..7); byte b of a row's 64-byte block j holds
+ * column 128 j + b in its low nibble and 128 j + 64 + b in its high nibble. Decode ranks every row
+ * with it and recomputes the best {@link LM_HEAD_EXACT_ROWS} from the int8 head.
+ */
+export const LM_HEAD_Q4 = 'lm_head.q4';
+/** Per-row scales of the 4-bit LM head: f32 [vocab]; row r's weight is (nibble - 8) * scale[r]. */
+export const LM_HEAD_Q4_ROW_SCALE = 'lm_head.q4_row_scale';
+/** Columns per 64-byte block of the 4-bit head (native kQ4BlockCols). */
+export const Q4_BLOCK_COLS = 128;
+/** Rows of the int8 head decode recomputes after ranking with the 4-bit head (native kLmHeadExactRows). */
+export const LM_HEAD_EXACT_ROWS = 64;
+
 /** Row length of the int8 LM head: hidden rounded up to the 64-byte alignment the i8 kernels read. */
 export function int8HeadCols(hidden: number): number {
   return alignUp(hidden);
+}
+
+/** Row length (in columns) of the 4-bit LM head: hidden rounded up to whole 128-column blocks. */
+export function q4HeadCols(hidden: number): number {
+  return Math.ceil(hidden / Q4_BLOCK_COLS) * Q4_BLOCK_COLS;
 }
 
 function expectedBytes(kind: BitplaneTensorKind, shape: number[]): number | null {
@@ -114,6 +136,7 @@ function expectedBytes(kind: BitplaneTensorKind, shape: number[]): number | null
   if (kind === 'f32') return count * 4;
   if (kind === 'f16') return count * 2;
   if (kind === 'i8') return count;
+  if (kind === 'q4') return shape.length === 2 && shape[1] % Q4_BLOCK_COLS === 0 ? count / 2 : -1;
   return null;
 }
 
@@ -228,7 +251,7 @@ export function readBitplaneHeader(file: string): BitplaneHeader {
   }
 }
 
-const KINDS = new Set<BitplaneTensorKind>(['ternary-planes', 'f32', 'f16', 'i8', 'blob']);
+const KINDS = new Set<BitplaneTensorKind>(['ternary-planes', 'f32', 'f16', 'i8', 'q4', 'blob']);
 
 function validateEntries(file: string, raw: unknown, dataEnd: number): BitplaneTensorEntry[] {
   if (!Array.isArray(raw)) throw new ModelFileError(file, null, "index has no 'tensors' list");
@@ -278,6 +301,11 @@ function checkTensorSet(file: string, config: ModelConfig, entries: BitplaneTens
   if (byName.has(LM_HEAD_INT8) || byName.has(LM_HEAD_ROW_SCALE)) {
     expect(LM_HEAD_INT8, ['i8'], [config.vocab, int8HeadCols(config.hidden)], 'the int8 LM head');
     expect(LM_HEAD_ROW_SCALE, ['f32'], [config.vocab], 'the int8 LM head row scales');
+  }
+  if (byName.has(LM_HEAD_Q4) || byName.has(LM_HEAD_Q4_ROW_SCALE)) {
+    expect(LM_HEAD_Q4, ['q4'], [config.vocab, q4HeadCols(config.hidden)], 'the 4-bit LM head');
+    expect(LM_HEAD_Q4_ROW_SCALE, ['f32'], [config.vocab], 'the 4-bit LM head row scales');
+    if (!byName.has(LM_HEAD_INT8)) throw new ModelFileError(file, LM_HEAD_INT8, 'tensor missing: the 4-bit LM head needs the int8 head to re-score its candidates');
   }
 }
 

@@ -275,22 +275,23 @@ TEST_CASE(silu_gate_matches_scalar_within_a_few_ulp) {
 
 namespace {
 
-// One attention head: q of head_dim, K and V of t_len positions in a cache of
-// 5 KV heads (this head is the third), like the 2B model's layout.
+// `group` query heads sharing one KV head: q of group * head_dim, K and V of
+// t_len positions in a cache of 5 KV heads (this KV head is the third), like
+// the 2B model's layout.
 struct AttendCase {
-  size_t head_dim, t_len, kv_stride;
+  size_t group, head_dim, t_len, kv_stride;
   std::vector<float> q;
   std::vector<f16_t> k, v;
   float max_abs_v = 0.f;
-  AttendCase(size_t hd, size_t tl, std::mt19937& rng) : head_dim(hd), t_len(tl), kv_stride(5 * hd) {
-    q = normal_floats(hd, 2.f, rng);
+  AttendCase(size_t g, size_t hd, size_t tl, std::mt19937& rng) : group(g), head_dim(hd), t_len(tl), kv_stride(5 * hd) {
+    q = normal_floats(g * hd, 2.f, rng);
     k = to_f16(normal_floats(tl * kv_stride, 1.5f, rng));
     v = to_f16(normal_floats(tl * kv_stride, 1.f, rng));
     for (f16_t h : v) max_abs_v = std::max(max_abs_v, std::fabs(f16_to_f32_scalar(h)));
   }
   std::vector<float> run(const KernelTable& t) const {
-    std::vector<float> scores(t_len), out(head_dim + 1, 4.f);
-    t.attend(q.data(), k.data() + 2 * head_dim, v.data() + 2 * head_dim, kv_stride, t_len, head_dim,
+    std::vector<float> scores(group * t_len), out(group * head_dim + 1, 4.f);
+    t.attend(q.data(), group, k.data() + 2 * head_dim, v.data() + 2 * head_dim, kv_stride, t_len, head_dim,
              1.f / std::sqrt(static_cast<float>(head_dim)), scores.data(), out.data());
     return out;
   }
@@ -303,18 +304,20 @@ struct AttendCase {
 // sums (here a few units), so about 2e-6 absolute. exp turns an absolute score
 // error e into a relative probability error e, and each output is a convex
 // combination of V values, so it moves by about 2e |V|max. The bound is
-// 1e-5 |V|max; the errors seen are 3e-7 to 3e-6 |V|max.
-TEST_CASE(attend_matches_scalar_for_every_length_to_300) {
+// 1e-5 |V|max; the errors seen are 3e-7 to 3e-6 |V|max. Groups of 1 to 5
+// heads take every path of the grouped kernels (4, 2 and 1 heads at a time).
+TEST_CASE(attend_matches_scalar_for_every_length_to_300_and_group_to_5) {
   std::mt19937 rng(17);
   const KernelTable& ref = scalar_kernels();
   for (const KernelTable* t : check::simd_tables()) {
-    for (size_t head_dim : {size_t{128}, size_t{64}, size_t{40}}) {
+    for (size_t head_dim : {size_t{128}, size_t{64}, size_t{40}, size_t{36}}) {
       for (size_t t_len = 1; t_len <= 300; ++t_len) {
-        const AttendCase c(head_dim, t_len, rng);
+        const size_t group = 1 + t_len % 5;
+        const AttendCase c(group, head_dim, t_len, rng);
         const std::vector<float> got = c.run(*t), want = c.run(ref);
-        std::vector<float> bound(head_dim, 1e-5f * c.max_abs_v);
-        bound.push_back(0.f);  // out[head_dim] must stay untouched
-        expect_close(*t, "attend", got, want, bound, head_dim + 1);
+        std::vector<float> bound(group * head_dim, 1e-5f * c.max_abs_v);
+        bound.push_back(0.f);  // out[group * head_dim] must stay untouched
+        expect_close(*t, "attend", got, want, bound, group * head_dim + 1);
       }
     }
   }

@@ -9,17 +9,25 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../attention_simd.h"
 #include "../simd_math.h"
 #include "neon.h"
 
 namespace bitnet {
 namespace {
 
-constexpr size_t kLanes = 4;
+inline float32x4_t load_f16(const f16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 
 struct NeonMath {
   using F = float32x4_t;
   using I = int32x4_t;
+  static constexpr size_t kLanes = 4;
+  static F zero() { return vdupq_n_f32(0.f); }
+  static F loadu(const float* p) { return vld1q_f32(p); }
+  static void storeu(float* p, F v) { vst1q_f32(p, v); }
+  static F load_f16(const f16_t* p) { return bitnet::load_f16(p); }
+  static float reduce_add(F v) { return vaddvq_f32(v); }
+  static float reduce_max(F v) { return vmaxvq_f32(v); }
   static F set1(float v) { return vdupq_n_f32(v); }
   static F add(F a, F b) { return vaddq_f32(a, b); }
   static F mul(F a, F b) { return vmulq_f32(a, b); }
@@ -34,9 +42,9 @@ struct NeonMath {
   static F pow2(I k) { return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k, vdupq_n_s32(127)), 23)); }
 };
 
-const KernelTable& scalar() { return scalar_kernels(); }
+constexpr size_t kLanes = NeonMath::kLanes;
 
-inline float32x4_t load_f16(const f16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+const KernelTable& scalar() { return scalar_kernels(); }
 
 float absmax(const float* x, size_t n) {
   float32x4_t m = vdupq_n_f32(0.f);
@@ -88,75 +96,6 @@ void rope(float* v, size_t n_heads, size_t head_dim, const float* cos_half, cons
       x[j] = a * cos_half[j] - b * sin_half[j];
       x[j + half] = b * cos_half[j] + a * sin_half[j];
     }
-  }
-}
-
-// s[j] = q . K_{t+j} for kPositions consecutive positions.
-template <size_t kPositions>
-void dot_positions(const float* q, const f16_t* k, size_t kv_stride, size_t head_dim, float* s) {
-  float32x4_t acc[kPositions];
-  for (auto& a : acc) a = vdupq_n_f32(0.f);
-  size_t d = 0;
-  for (; d + kLanes <= head_dim; d += kLanes) {
-    const float32x4_t qv = vld1q_f32(q + d);
-    for (size_t j = 0; j < kPositions; ++j) acc[j] = vfmaq_f32(acc[j], qv, load_f16(k + j * kv_stride + d));
-  }
-  for (size_t j = 0; j < kPositions; ++j) {
-    float sum = vaddvq_f32(acc[j]);
-    for (size_t e = d; e < head_dim; ++e) sum += q[e] * f16_to_f32_scalar(k[j * kv_stride + e]);
-    s[j] = sum;
-  }
-}
-
-// out[d0 .. d0 + 4 kVecs) = sum_t p[t] V_t.
-template <size_t kVecs>
-void weighted_rows(const float* p, const f16_t* v, size_t kv_stride, size_t t_len, size_t d0, float* out) {
-  float32x4_t acc[kVecs];
-  for (auto& a : acc) a = vdupq_n_f32(0.f);
-  for (size_t t = 0; t < t_len; ++t) {
-    const float32x4_t pt = vdupq_n_f32(p[t]);
-    const f16_t* row = v + t * kv_stride + d0;
-    for (size_t i = 0; i < kVecs; ++i) acc[i] = vfmaq_f32(acc[i], pt, load_f16(row + i * kLanes));
-  }
-  for (size_t i = 0; i < kVecs; ++i) vst1q_f32(out + d0 + i * kLanes, acc[i]);
-}
-
-void attend(const float* q, const f16_t* k, const f16_t* v, size_t kv_stride, size_t t_len,
-            size_t head_dim, float scale, float* scores, float* out) {
-  constexpr size_t kPositions = 8;
-  size_t t = 0;
-  for (; t + kPositions <= t_len; t += kPositions)
-    dot_positions<kPositions>(q, k + t * kv_stride, kv_stride, head_dim, scores + t);
-  for (; t < t_len; ++t) dot_positions<1>(q, k + t * kv_stride, kv_stride, head_dim, scores + t);
-
-  float max_score = -INFINITY;
-  for (t = 0; t < t_len; ++t) {
-    scores[t] *= scale;
-    max_score = std::max(max_score, scores[t]);
-  }
-  const float32x4_t mx = vdupq_n_f32(max_score);
-  float32x4_t sum_v = vdupq_n_f32(0.f);
-  for (t = 0; t + kLanes <= t_len; t += kLanes) {
-    const float32x4_t e = simd::exp<NeonMath>(vsubq_f32(vld1q_f32(scores + t), mx));
-    vst1q_f32(scores + t, e);
-    sum_v = vaddq_f32(sum_v, e);
-  }
-  float sum = vaddvq_f32(sum_v);
-  for (; t < t_len; ++t) {
-    scores[t] = std::exp(scores[t] - max_score);
-    sum += scores[t];
-  }
-  const float inv = 1.f / sum;
-  for (t = 0; t < t_len; ++t) scores[t] *= inv;
-
-  // Sixteen vectors (64 dims) per pass over V keep sixteen FMA chains in flight.
-  size_t d = 0;
-  for (; d + 16 * kLanes <= head_dim; d += 16 * kLanes) weighted_rows<16>(scores, v, kv_stride, t_len, d, out);
-  for (; d + kLanes <= head_dim; d += kLanes) weighted_rows<1>(scores, v, kv_stride, t_len, d, out);
-  for (; d < head_dim; ++d) {
-    float acc = 0.f;
-    for (t = 0; t < t_len; ++t) acc += scores[t] * f16_to_f32_scalar(v[t * kv_stride + d]);
-    out[d] = acc;
   }
 }
 
@@ -261,7 +200,7 @@ void fill_neon_float(KernelTable& k) {
   k.quantize_i8 = quantize_i8;
   k.rmsnorm = rmsnorm;
   k.rope = rope;
-  k.attend = attend;
+  k.attend = simd::attend_group<NeonMath>;
   k.relu2_gate = relu2_gate;
   k.silu_gate = silu_gate;
   k.add_inplace = add_inplace;

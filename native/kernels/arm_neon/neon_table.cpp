@@ -8,6 +8,7 @@ const KernelTable* neon_kernels() {
     k.isa_name = "neon";
     fill_neon_ternary(k);
     fill_neon_float(k);
+    fill_neon_lm_head(k);
     return k;
   }();
   return &table;

@@ -124,8 +124,8 @@ void rope(float* v, size_t n_heads, size_t head_dim, const float* cos_half, cons
   }
 }
 
-void attend(const float* q, const f16_t* k, const f16_t* v, size_t kv_stride, size_t t_len,
-            size_t head_dim, float scale, float* scores, float* out) {
+void attend_one(const float* q, const f16_t* k, const f16_t* v, size_t kv_stride, size_t t_len,
+                size_t head_dim, float scale, float* scores, float* out) {
   float mx = -INFINITY;
   for (size_t t = 0; t < t_len; ++t) {
     float s = 0.f;
@@ -144,6 +144,12 @@ void attend(const float* q, const f16_t* k, const f16_t* v, size_t kv_stride, si
     const float p = scores[t] * inv;
     for (size_t d = 0; d < head_dim; ++d) out[d] += p * f16_to_f32_scalar(v[t * kv_stride + d]);
   }
+}
+
+void attend(const float* q, size_t group, const f16_t* k, const f16_t* v, size_t kv_stride, size_t t_len,
+            size_t head_dim, float scale, float* scores, float* out) {
+  for (size_t h = 0; h < group; ++h)
+    attend_one(q + h * head_dim, k, v, kv_stride, t_len, head_dim, scale, scores + h * t_len, out + h * head_dim);
 }
 
 void relu2_gate(const float* gate, const float* up, size_t n, float* out) {
@@ -186,11 +192,26 @@ void matvec_i8(const int8_t* w, size_t cols_padded, const int8_t* q, const float
   }
 }
 
+void matvec_q4(const uint8_t* w, size_t cols_padded, const int8_t* q, const float* row_scale,
+               float x_inv_scale, float* y, size_t r0, size_t r1) {
+  constexpr size_t kHalf = kQ4BlockCols / 2;
+  for (size_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * (cols_padded / 2);
+    int32_t s = 0;
+    for (size_t c = 0; c < cols_padded; ++c) {
+      const uint8_t byte = row[c / kQ4BlockCols * kHalf + c % kHalf];
+      const int nibble = c % kQ4BlockCols < kHalf ? byte & 0xF : byte >> 4;
+      s += (nibble - 8) * q[c];
+    }
+    y[r] = static_cast<float>(s) * row_scale[r] * x_inv_scale;
+  }
+}
+
 const KernelTable kScalar = {
     "scalar",      absmax,     quantize_i8, kChunkCols, ternary_gemv_prepare,
     ternary_gemv_tiles, ternary_gemm_tiles, rmsnorm, rope, attend,
     relu2_gate,    silu_gate,  add_inplace, f16_to_f32, f32_to_f16,
-    matvec_f16,    matvec_i8,
+    matvec_f16,    matvec_i8,  matvec_q4,
 };
 
 }  // namespace

@@ -8,17 +8,37 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../attention_simd.h"
 #include "../simd_math.h"
 #include "avx2.h"
 
 namespace bitnet {
 namespace {
 
-constexpr size_t kLanes = 8;
+inline __m256 load_f16(const f16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
 
 struct Avx2Math {
   using F = __m256;
   using I = __m256i;
+  static constexpr size_t kLanes = 8;
+  static F zero() { return _mm256_setzero_ps(); }
+  static F loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F load_f16(const f16_t* p) { return bitnet::load_f16(p); }
+  static float reduce_add(F v) { return hsum(v); }
+  static float reduce_max(F v) { return hmax(v); }
   static F set1(float v) { return _mm256_set1_ps(v); }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
@@ -33,22 +53,11 @@ struct Avx2Math {
   static F pow2(I k) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23)); }
 };
 
+constexpr size_t kLanes = Avx2Math::kLanes;
+
 const KernelTable& scalar() { return scalar_kernels(); }
 
-inline __m256 load_f16(const f16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 inline __m128i load_i8x16(const int8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
-inline float hmax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
-}
 
 inline int32_t hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -110,75 +119,6 @@ void rope(float* v, size_t n_heads, size_t head_dim, const float* cos_half, cons
       x[j] = a * cos_half[j] - b * sin_half[j];
       x[j + half] = b * cos_half[j] + a * sin_half[j];
     }
-  }
-}
-
-// s[j] = q . K_{t+j} for kPositions consecutive positions.
-template <size_t kPositions>
-void dot_positions(const float* q, const f16_t* k, size_t kv_stride, size_t head_dim, float* s) {
-  __m256 acc[kPositions];
-  for (auto& a : acc) a = _mm256_setzero_ps();
-  size_t d = 0;
-  for (; d + kLanes <= head_dim; d += kLanes) {
-    const __m256 qv = _mm256_loadu_ps(q + d);
-    for (size_t j = 0; j < kPositions; ++j) acc[j] = _mm256_fmadd_ps(qv, load_f16(k + j * kv_stride + d), acc[j]);
-  }
-  for (size_t j = 0; j < kPositions; ++j) {
-    float sum = hsum(acc[j]);
-    for (size_t e = d; e < head_dim; ++e) sum += q[e] * f16_to_f32_scalar(k[j * kv_stride + e]);
-    s[j] = sum;
-  }
-}
-
-// out[d0 .. d0 + 8 kVecs) = sum_t p[t] V_t.
-template <size_t kVecs>
-void weighted_rows(const float* p, const f16_t* v, size_t kv_stride, size_t t_len, size_t d0, float* out) {
-  __m256 acc[kVecs];
-  for (auto& a : acc) a = _mm256_setzero_ps();
-  for (size_t t = 0; t < t_len; ++t) {
-    const __m256 pt = _mm256_set1_ps(p[t]);
-    const f16_t* row = v + t * kv_stride + d0;
-    for (size_t i = 0; i < kVecs; ++i) acc[i] = _mm256_fmadd_ps(pt, load_f16(row + i * kLanes), acc[i]);
-  }
-  for (size_t i = 0; i < kVecs; ++i) _mm256_storeu_ps(out + d0 + i * kLanes, acc[i]);
-}
-
-void attend(const float* q, const f16_t* k, const f16_t* v, size_t kv_stride, size_t t_len,
-            size_t head_dim, float scale, float* scores, float* out) {
-  constexpr size_t kPositions = 4;
-  size_t t = 0;
-  for (; t + kPositions <= t_len; t += kPositions)
-    dot_positions<kPositions>(q, k + t * kv_stride, kv_stride, head_dim, scores + t);
-  for (; t < t_len; ++t) dot_positions<1>(q, k + t * kv_stride, kv_stride, head_dim, scores + t);
-
-  float max_score = -INFINITY;
-  for (t = 0; t < t_len; ++t) {
-    scores[t] *= scale;
-    max_score = std::max(max_score, scores[t]);
-  }
-  const __m256 mx = _mm256_set1_ps(max_score);
-  __m256 sum_v = _mm256_setzero_ps();
-  for (t = 0; t + kLanes <= t_len; t += kLanes) {
-    const __m256 e = simd::exp<Avx2Math>(_mm256_sub_ps(_mm256_loadu_ps(scores + t), mx));
-    _mm256_storeu_ps(scores + t, e);
-    sum_v = _mm256_add_ps(sum_v, e);
-  }
-  float sum = hsum(sum_v);
-  for (; t < t_len; ++t) {
-    scores[t] = std::exp(scores[t] - max_score);
-    sum += scores[t];
-  }
-  const float inv = 1.f / sum;
-  for (t = 0; t < t_len; ++t) scores[t] *= inv;
-
-  // Eight vectors (64 dims) per pass over V keep eight FMA chains in flight.
-  size_t d = 0;
-  for (; d + 8 * kLanes <= head_dim; d += 8 * kLanes) weighted_rows<8>(scores, v, kv_stride, t_len, d, out);
-  for (; d + kLanes <= head_dim; d += kLanes) weighted_rows<1>(scores, v, kv_stride, t_len, d, out);
-  for (; d < head_dim; ++d) {
-    float acc = 0.f;
-    for (t = 0; t < t_len; ++t) acc += scores[t] * f16_to_f32_scalar(v[t * kv_stride + d]);
-    out[d] = acc;
   }
 }
 
@@ -280,7 +220,7 @@ void fill_avx2_float(KernelTable& k) {
   k.quantize_i8 = quantize_i8;
   k.rmsnorm = rmsnorm;
   k.rope = rope;
-  k.attend = attend;
+  k.attend = simd::attend_group<Avx2Math>;
   k.relu2_gate = relu2_gate;
   k.silu_gate = silu_gate;
   k.add_inplace = add_inplace;

@@ -8,6 +8,7 @@ const KernelTable* avx2_kernels() {
     k.isa_name = "avx2";
     fill_avx2_ternary(k);
     fill_avx2_float(k);
+    fill_avx2_lm_head(k);
     return k;
   }();
   return &table;

@@ -18,17 +18,23 @@
 
 #include <cmath>
 
+#include "../attention_simd.h"
 #include "../simd_math.h"
 #include "avx512.h"
 
 namespace bitnet {
 namespace {
 
-constexpr size_t kLanes = 16;
-
 struct Avx512Math {
   using F = __m512;
   using I = __m512i;
+  static constexpr size_t kLanes = 16;
+  static F zero() { return _mm512_setzero_ps(); }
+  static F loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void storeu(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F load_f16(const f16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static float reduce_add(F v) { return _mm512_reduce_add_ps(v); }
+  static float reduce_max(F v) { return _mm512_reduce_max_ps(v); }
   static F set1(float v) { return _mm512_set1_ps(v); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
@@ -42,6 +48,8 @@ struct Avx512Math {
   static I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
   static F pow2(I k) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k, _mm512_set1_epi32(127)), 23)); }
 };
+
+constexpr size_t kLanes = Avx512Math::kLanes;
 
 // Lanes [0, min(remaining, 16)) set.
 inline __mmask16 lanes(size_t remaining) {
@@ -93,74 +101,6 @@ void rope(float* v, size_t n_heads, size_t head_dim, const float* cos_half, cons
       _mm512_mask_storeu_ps(x + j + half, m, _mm512_fmadd_ps(b, c, _mm512_mul_ps(a, s)));
     }
   }
-}
-
-// s[j] = q . K_{t+j} for kPositions consecutive positions.
-template <size_t kPositions>
-void dot_positions(const float* q, const f16_t* k, size_t kv_stride, size_t head_dim, float* s) {
-  __m512 acc[kPositions];
-  for (auto& a : acc) a = _mm512_setzero_ps();
-  for (size_t d = 0; d < head_dim; d += kLanes) {
-    const __mmask16 m = lanes(head_dim - d);
-    const __m512 qv = load(q + d, m);
-    for (size_t j = 0; j < kPositions; ++j) acc[j] = _mm512_fmadd_ps(qv, load_f16(k + j * kv_stride + d, m), acc[j]);
-  }
-  for (size_t j = 0; j < kPositions; ++j) s[j] = _mm512_reduce_add_ps(acc[j]);
-}
-
-// out[d0 .. d0 + 16 kVecs) = sum_t p[t] V_t, the last vector limited to head_dim.
-template <size_t kVecs>
-void weighted_rows(const float* p, const f16_t* v, size_t kv_stride, size_t t_len, size_t d0,
-                   size_t head_dim, float* out) {
-  __m512 acc[kVecs];
-  __mmask16 mask[kVecs];
-  for (size_t i = 0; i < kVecs; ++i) {
-    acc[i] = _mm512_setzero_ps();
-    mask[i] = lanes(head_dim - d0 - i * kLanes);
-  }
-  for (size_t t = 0; t < t_len; ++t) {
-    const __m512 pt = _mm512_set1_ps(p[t]);
-    const f16_t* row = v + t * kv_stride + d0;
-    for (size_t i = 0; i < kVecs; ++i) acc[i] = _mm512_fmadd_ps(pt, load_f16(row + i * kLanes, mask[i]), acc[i]);
-  }
-  for (size_t i = 0; i < kVecs; ++i) _mm512_mask_storeu_ps(out + d0 + i * kLanes, mask[i], acc[i]);
-}
-
-void attend(const float* q, const f16_t* k, const f16_t* v, size_t kv_stride, size_t t_len,
-            size_t head_dim, float scale, float* scores, float* out) {
-  constexpr size_t kPositions = 4;
-  size_t t = 0;
-  for (; t + kPositions <= t_len; t += kPositions)
-    dot_positions<kPositions>(q, k + t * kv_stride, kv_stride, head_dim, scores + t);
-  for (; t < t_len; ++t) dot_positions<1>(q, k + t * kv_stride, kv_stride, head_dim, scores + t);
-
-  const __m512 sc = _mm512_set1_ps(scale);
-  __m512 mx = _mm512_set1_ps(-INFINITY);
-  for (t = 0; t < t_len; t += kLanes) {
-    const __mmask16 m = lanes(t_len - t);
-    const __m512 s = _mm512_mul_ps(load(scores + t, m), sc);
-    _mm512_mask_storeu_ps(scores + t, m, s);
-    mx = _mm512_mask_max_ps(mx, m, mx, s);
-  }
-  const __m512 max_score = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-  __m512 sum = _mm512_setzero_ps();
-  for (t = 0; t < t_len; t += kLanes) {
-    const __mmask16 m = lanes(t_len - t);
-    const __m512 e = simd::exp<Avx512Math>(_mm512_sub_ps(load(scores + t, m), max_score));
-    _mm512_mask_storeu_ps(scores + t, m, e);
-    sum = _mm512_mask_add_ps(sum, m, sum, e);
-  }
-  const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(sum));
-  for (t = 0; t < t_len; t += kLanes) {
-    const __mmask16 m = lanes(t_len - t);
-    _mm512_mask_storeu_ps(scores + t, m, _mm512_mul_ps(load(scores + t, m), inv));
-  }
-
-  // Eight vectors (128 dims) per pass over V keep eight FMA chains in flight.
-  size_t d = 0;
-  for (; d + 8 * kLanes <= head_dim; d += 8 * kLanes) weighted_rows<8>(scores, v, kv_stride, t_len, d, head_dim, out);
-  for (; d + 4 * kLanes <= head_dim; d += 4 * kLanes) weighted_rows<4>(scores, v, kv_stride, t_len, d, head_dim, out);
-  for (; d < head_dim; d += kLanes) weighted_rows<1>(scores, v, kv_stride, t_len, d, head_dim, out);
 }
 
 void relu2_gate(const float* gate, const float* up, size_t n, float* out) {
@@ -272,7 +212,7 @@ void fill_avx512_float(KernelTable& k) {
   k.quantize_i8 = quantize_i8;
   k.rmsnorm = rmsnorm;
   k.rope = rope;
-  k.attend = attend;
+  k.attend = simd::attend_group<Avx512Math>;
   k.relu2_gate = relu2_gate;
   k.silu_gate = silu_gate;
   k.add_inplace = add_inplace;
