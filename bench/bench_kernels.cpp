@@ -1,11 +1,12 @@
 // Kernel benchmark: memory read bandwidth, ternary GEMV (decode) on the 2B4T
 // shapes, the LM head (f16, int8 and 4-bit), and ternary GEMM (prefill), per runnable
-// ISA, at 1 and 2 threads, all through ops.h. GEMV weights cycle over distinct
+// ISA, plus decode attention over the KV cache (2B4T heads, 64 to 4096 cached
+// positions), at 1 and 2 threads, all through ops.h. GEMV weights cycle over distinct
 // copies filling --weight-mib MiB so that every call streams from DRAM, as a
 // decode pass over 30 layers does. Prints a table, or JSON with --json.
 //
 //   bench_kernels [--json] [--weight-mib N] [--seconds S] [--threads T]
-//                 [--only bandwidth|gemv|lm_head|gemm] [--isa NAME]
+//                 [--only bandwidth|gemv|lm_head|gemm|attention] [--isa NAME]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -236,6 +237,28 @@ void bench_lm_head(Report& rep, const std::vector<std::string>& isas) {
            });
 }
 
+// One decode step's attention in one layer: 20 query heads over 5 KV heads of
+// 128 (f16 cache), t_len cached positions. Rows report the K and V bytes read.
+void bench_attention(Report& rep, const std::vector<std::string>& isas) {
+  constexpr size_t kHeads = 20, kKvHeads = 5, kHeadDim = 128;
+  for (size_t t_len : {size_t{64}, size_t{512}, size_t{4096}}) {
+    const size_t kv = t_len * kKvHeads * kHeadDim;
+    auto k = alloc<f16_t>(kv), v = alloc<f16_t>(kv);
+    for (size_t i = 0; i < kv; ++i) {
+      k[i] = static_cast<f16_t>(0x3000 + (i * 7919) % 0x800);
+      v[i] = static_cast<f16_t>(0x3400 + (i * 104729) % 0x800);
+    }
+    std::vector<float> q(kHeads * kHeadDim), out(q.size());
+    for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<float>(i % 13) * 0.05f - 0.3f;
+    AlignedBuffer scratch;
+    bench_op(rep, isas, "attention", {t_len, kHeads * kHeadDim}, 2.0 * 2 * kv, 2.0 * kHeads * t_len * kHeadDim,
+             [](ThreadPool&) { return 0.0; },
+             [&](const Runtime& rt, size_t) {
+               attention(rt, q.data(), k.get(), v.get(), t_len, kHeads, kKvHeads, kHeadDim, out.data(), scratch);
+             });
+  }
+}
+
 void bench_gemm(Report& rep, std::vector<std::string> isas) {
   isas.erase(std::remove(isas.begin(), isas.end(), "scalar"), isas.end());  // seconds per call
   for (const Shape& s : kGemmShapes) {
@@ -306,13 +329,14 @@ Options parse(int argc, char** argv) {
     else if (a == "--only" && has_value && (std::string(argv[i + 1]) == "bandwidth" ||
                                             std::string(argv[i + 1]) == "gemv" ||
                                             std::string(argv[i + 1]) == "lm_head" ||
-                                            std::string(argv[i + 1]) == "gemm"))
+                                            std::string(argv[i + 1]) == "gemm" ||
+                                            std::string(argv[i + 1]) == "attention"))
       o.only = argv[++i];
     else if (a == "--isa" && has_value) o.isa = argv[++i];
     else {
       std::fprintf(stderr,
                    "usage: bench_kernels [--json] [--weight-mib N] [--seconds S] [--threads T] "
-                   "[--only bandwidth|gemv|lm_head|gemm] [--isa NAME]\n");
+                   "[--only bandwidth|gemv|lm_head|gemm|attention] [--isa NAME]\n");
       std::exit(2);
     }
   }
@@ -336,6 +360,7 @@ int main(int argc, char** argv) {
   }
   if (rep.opt.runs("lm_head")) bench_lm_head(rep, isas);
   if (rep.opt.runs("gemm")) bench_gemm(rep, isas);
+  if (rep.opt.runs("attention")) bench_attention(rep, isas);
   if (rep.opt.json) print_json(rep);
   else print_table(rep);
   return 0;

@@ -227,9 +227,8 @@ function printReport(report: {
     3));
   out.push('');
   out.push(formatMarkdownTable(
-    ['engine', 'model', 'threads', 'load ms', 'then huge pages ms', 'peak RSS'],
-    report.engines.map((e) => [e.engine, e.model, String(e.threads), e.ready.loadMs.toFixed(0),
-      e.ready.hugePagesMs === undefined ? '' : e.ready.hugePagesMs.toFixed(0), formatBytes(e.maxRssBytes)]),
+    ['engine', 'model', 'threads', 'load ms', 'peak RSS'],
+    report.engines.map((e) => [e.engine, e.model, String(e.threads), e.ready.loadMs.toFixed(0), formatBytes(e.maxRssBytes)]),
     2));
   out.push('');
   out.push(`read bandwidth (bench_kernels --only bandwidth, before / after): ${report.bandwidth[0].map((b, i) =>
@@ -309,8 +308,7 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
     process.stdout.write(`${JSON.stringify({
       cpu: os.cpus()[0]?.model, logicalCpus: os.cpus().length, loadAverageStart, loadAverageEnd, repetitions: options.repetitions,
       models: { dir: synthetic.dir, ...Object.fromEntries(engines.map((e) => [`${e.engine} ${e.model}`, e.file])) },
-      engines: engines.map((e) => ({ engine: e.engine, model: e.model, backend: e.ready.backend, threads: e.threads, loadMs: e.ready.loadMs,
-        hugePagesMs: e.ready.hugePagesMs, maxRssBytes: e.maxRssBytes })),
+      engines: engines.map((e) => ({ engine: e.engine, model: e.model, backend: e.ready.backend, threads: e.threads, loadMs: e.ready.loadMs, maxRssBytes: e.maxRssBytes })),
       results: rows, bandwidth, roofline, overhead,
     }, null, 2)}\n`);
   } else {

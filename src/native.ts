@@ -131,12 +131,6 @@ export interface NativeBinding {
   NativeSession: new (model: NativeModel, context: number) => NativeSession;
   /** Maps a file (private, copy-on-write) into an external ArrayBuffer; with copy, reads it into anonymous memory. */
   mapFile(path: string, copy?: boolean): ArrayBuffer;
-  /**
-   * Moves the [offset, length] byte ranges of a mapFile() mapping (without copy) into huge-page
-   * memory at the same addresses, on a worker thread; resolves with the bytes moved (0 where the
-   * OS cannot). See native/addon/mapped_file.h.
-   */
-  promoteMapping(buffer: ArrayBuffer, ranges: readonly (readonly [number, number])[]): Promise<number>;
 }
 
 /** The package root: the nearest folder above this module holding package.json (from src/, dist/ or any build folder). */

@@ -6,7 +6,6 @@ import * as os from 'os';
 import * as path from 'path';
 import * as fs from 'fs';
 import { BitNetModel } from '../src/engine/model';
-import { native } from '../src/native';
 import type { GenerationChunk, GenerationStream } from '../src/engine/session';
 import { ensureConverted } from '../src/engine/convert';
 import { tinyModel } from './helpers/model-files';
@@ -172,32 +171,6 @@ describe('Session.chat', () => {
     const a = await model.createSession().evaluate(ids, { allLogits: true });
     const b = await copy.createSession().evaluate(ids, { allLogits: true });
     expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
-  });
-
-  test('weights moved into huge pages while sessions run keep every logit the same', async () => {
-    const mapped = await BitNetModel.load(model.path, { threads: 2, hugePages: false });
-    expect(await mapped.hugePages).toBe(0);
-    const moving = await BitNetModel.load(model.path, { threads: 2 });
-    const ids = model.tokenizer.encode('moved while running');
-    const want = await mapped.createSession().evaluate(ids, { allLogits: true });
-    // Evaluate while the move runs, then after it.
-    const during = moving.createSession().evaluate(ids, { allLogits: true });
-    const moved = await moving.hugePages;
-    expect(moving.hugePagesError).toBeUndefined();
-    if (process.platform === 'linux') expect(moved).toBeGreaterThan(0);
-    for (const got of [await during, await moving.createSession().evaluate(ids, { allLogits: true })]) {
-      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
-    }
-  });
-
-  test('promoteMapping accepts only mapFile buffers and ranges inside them', () => {
-    const buffer = native.mapFile(model.path, false);
-    const notMapped = 'promoteMapping: buffer must be an ArrayBuffer returned by mapFile() without copy';
-    expect(() => native.promoteMapping(new ArrayBuffer(8), [])).toThrow(notMapped);
-    expect(() => native.promoteMapping(native.mapFile(model.path, true), [])).toThrow(notMapped);
-    expect(() => native.promoteMapping(buffer, [[buffer.byteLength, 1]])).toThrow(/promoteMapping: ranges\[0\]\[1\] must be an integer in \[0, 0\]/);
-    expect(() => native.promoteMapping(buffer, [[-1, 1]])).toThrow(/ranges\[0\]\[0\]/);
-    expect(() => native.promoteMapping(buffer, 'all' as never)).toThrow('promoteMapping: ranges must be an array');
   });
 
   test('evaluate returns the logits of every token for perplexity', async () => {

@@ -41,7 +41,6 @@ interface BenchCliOptions {
   bitnetCpp?: string;
   gguf?: string;
   mmap: boolean;
-  hugePages: boolean;
   verbose: boolean;
 }
 
@@ -63,9 +62,7 @@ export interface BenchRoofline {
 
 async function benchThreads(file: string, threads: number, options: BenchCliOptions): Promise<{ rows: BenchResult[]; roofline: BenchRoofline }> {
   const context = options.prompt + options.gen + 1;
-  const model = await BitNetModel.load(file, { threads, isa: options.isa, maxContext: context, noMmap: !options.mmap, hugePages: options.hugePages });
-  // Measure the steady state, once the weights sit in huge pages.
-  await model.hugePages;
+  const model = await BitNetModel.load(file, { threads, isa: options.isa, maxContext: context, noMmap: !options.mmap });
   const session = model.createSession({ contextSize: context });
   const tests: [BenchTestKind, number][] = [['pp', options.prompt], ['tg', options.gen]];
   const results: BenchResult[] = [];
@@ -179,7 +176,6 @@ export function addBenchCommand(program: Command, io: CliIo): void {
     .option('--bitnet-cpp <path>', 'also run this bitnet.cpp llama-bench binary on the GGUF with the same settings')
     .option('--gguf <file>', 'the GGUF for --bitnet-cpp (default: --model when it is a .gguf)')
     .option('--no-mmap', 'read the weights into memory instead of mapping the file')
-    .option('--no-huge-pages', 'keep the mapped weights in the file\'s 4 KiB pages')
     .option('--json', 'print one JSON object {model, results, rooflines}', false)
     .option('-v, --verbose', 'per-repetition numbers on stderr, stack traces on errors', false)
     .action((options: BenchCliOptions) => runBench(options, io));

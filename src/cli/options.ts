@@ -50,8 +50,6 @@ export interface ModelOptions {
   verify?: boolean;
   /** commander's negation of --no-mmap: true unless the flag is given. */
   mmap?: boolean;
-  /** commander's negation of --no-huge-pages. */
-  hugePages?: boolean;
   verbose?: boolean;
 }
 
@@ -63,7 +61,6 @@ export function addModelOptions(command: Command): Command {
     .option('-c, --ctx <n>', 'context size in tokens (default: min(4096, the model\'s trained context))', integerIn(1))
     .addOption(isaOption())
     .option('--no-mmap', 'read the weights into memory instead of mapping the file (slower start)')
-    .option('--no-huge-pages', 'keep the mapped weights in the file\'s 4 KiB pages (by default they move to huge pages in the background)')
     .option('--verify', 'check every tensor\'s CRC-32 before running (reads the whole model file once)', false)
     .option('-v, --verbose', 'print timings and details to stderr, and stack traces on errors', false);
 }
@@ -72,5 +69,5 @@ export function addModelOptions(command: Command): Command {
 export async function loadModel(options: ModelOptions, io: CliIo): Promise<BitNetModel> {
   const file = await resolveModel(options.model, io);
   return BitNetModel.load(file, { threads: options.threads, isa: options.isa, maxContext: options.ctx, verify: options.verify,
-    noMmap: options.mmap === false, hugePages: options.hugePages });
+    noMmap: options.mmap === false });
 }

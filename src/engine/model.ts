@@ -39,17 +39,11 @@ export interface LoadOptions extends RuntimeOptions {
   /** Check every tensor's CRC-32 before use (reads the whole file once). Default false. */
   verify?: boolean;
   /**
-   * Read the weights into memory instead of mapping the file (llama.cpp's --no-mmap): load
-   * takes longer (a read of the whole file), and decode is as fast as with `hugePages`. Default false.
+   * Read the weights into memory instead of mapping the file (llama.cpp's --no-mmap): load takes
+   * longer (a read of the whole file, seconds for 2B4T here), decode runs at the same speed
+   * (docs/kernels.md), and the file may then change or go away. Default false.
    */
   noMmap?: boolean;
-  /**
-   * Linux, mapped files: right after loading, a background thread moves the tensors read in full
-   * per token (ternary planes, norms, LM head) from the 4 KiB pages of the file mapping into
-   * transparent huge pages at the same addresses (see {@link BitNetModel.hugePages}). Decode
-   * streams them faster (fewer TLB misses); sessions may run meanwhile. Default true.
-   */
-  hugePages?: boolean;
   /** How chats are rendered: the model's Jinja template, the 2B4T format, or auto. Default "auto". */
   chatFormat?: RenderChatOptions['format'];
 }
@@ -206,19 +200,6 @@ function nativeSpec(config: ModelConfig, t: MappedTensors, maxContext: number): 
 }
 
 /**
- * The tensors every decoded token reads in full: the ternary planes, the norms, and the LM head
- * rows it scans (the q4 rows for a q4 head, whose int8 copy is read only for its top candidates).
- * The embedding is read a row per token, unless it is the (tied) f16 head.
- */
-function streamedTensors(header: BitplaneHeader, lmHead: BitNetModel['lmHead']): BitplaneTensorEntry[] {
-  const head = new Set(lmHead === 'q4' ? [LM_HEAD_Q4, LM_HEAD_Q4_ROW_SCALE]
-    : lmHead === 'int8' ? [LM_HEAD_INT8, LM_HEAD_ROW_SCALE]
-    : [header.config.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight']);
-  return header.tensors.filter((e) => e.kind === 'ternary-planes' || head.has(e.name) ||
-    (e.kind === 'f32' && e.name !== LM_HEAD_ROW_SCALE && e.name !== LM_HEAD_Q4_ROW_SCALE));
-}
-
-/**
  * A BitNet b1.58 model ready to generate. Load once, then open one
  * {@link Session} per conversation; sessions run concurrently.
  */
@@ -239,15 +220,6 @@ export class BitNetModel implements SessionHost {
    * rows and scales plus the LM_HEAD_EXACT_ROWS int8 rows and scales it recomputes).
    */
   readonly weightBytesPerToken: number;
-  /**
-   * Settles when the background move of the per-token tensors into huge pages ends (see
-   * {@link LoadOptions.hugePages}), with the bytes moved: 0 when it is off, the file was read with
-   * noMmap, or the OS cannot. Never rejects: after a failure (out of memory) the rest stays mapped
-   * and works as before; the reason is in {@link hugePagesError}.
-   */
-  readonly hugePages: Promise<number>;
-  /** Why the move into huge pages stopped early, if it did. */
-  hugePagesError: string | undefined;
 
   private constructor(header: BitplaneHeader, buffer: ArrayBuffer, options: LoadOptions) {
     const tensors = new MappedTensors(header, buffer);
@@ -271,13 +243,6 @@ export class BitNetModel implements SessionHost {
     this.weightBytesPerToken = headBytes + header.tensors
       .filter((e) => e.kind === 'ternary-planes')
       .reduce((sum, e) => sum + e.byteLength, 0);
-    this.hugePages = options.noMmap || options.hugePages === false
-      ? Promise.resolve(0)
-      : native.promoteMapping(buffer, streamedTensors(header, this.lmHead).map((e) => [e.offset, e.byteLength] as const))
-        .catch((error: unknown) => {
-          this.hugePagesError = (error as Error).message;
-          return 0;
-        });
   }
 
   /**
