@@ -1,6 +1,7 @@
 /**
  * Model benchmark (`npm run bench`): the synthetic 2B4T-shape model (generated, or reused from the
- * cache) through our public path (BitNetModel + Session, int8 LM head; the f16 head once) next to
+ * cache) through our public path (BitNetModel + Session, the default q4 LM head; the int8 and f16
+ * heads once, for tg at the most threads) next to
  * the same weights in llama.cpp through node-llama-cpp (TQ2_0 and TQ1_0 GGUFs), like llama-bench:
  * pp (one batch of N tokens) and tg (N tokens one at a time) in tokens/s, mean ± sd over the
  * repetitions, with the ratio ours/llama.cpp per row; load time and peak RSS of every engine
@@ -28,7 +29,7 @@ import { BenchWorker, serveSessionWorker } from '../src/bench/workers';
 import type { SessionWorkerConfig, WorkerReady } from '../src/bench/workers';
 import { integerIn, integerList, isaOption } from '../src/cli/options';
 import { formatBytes } from '../src/cli/progress';
-import { ensureConverted } from '../src/engine/convert';
+import { DEFAULT_LM_HEAD, ensureConverted, LM_HEAD_FORMATS } from '../src/engine/convert';
 import type { LmHeadFormat } from '../src/engine/convert';
 import { ensureSyntheticModel, repoRoot } from '../src/synth/generate';
 import type { SynthFormat } from '../src/synth/generate';
@@ -40,7 +41,7 @@ interface ModelBenchOptions {
   repetitions: number;
   json: boolean;
   skipLlamaCpp: boolean;
-  f16Head: boolean;
+  otherHeads: boolean;
   isa: string;
   seed: number;
   weightMib: number;
@@ -56,7 +57,7 @@ interface BenchTest {
 /** One engine configuration and what was measured on it. */
 interface EngineRun {
   engine: 'bitnet-gen' | 'llama.cpp';
-  /** "int8 head", "f16 head", "TQ2_0", "TQ1_0". */
+  /** "q4 head", "int8 head", "f16 head", "TQ2_0", "TQ1_0". */
   model: string;
   file: string;
   threads: number;
@@ -83,8 +84,8 @@ interface BandwidthRow {
   gbps: number;
 }
 
-/** The LM head of our main rows (tg, roofline, generate()); the f16 head runs once beside it. */
-const MAIN_HEAD_FORMAT: LmHeadFormat = 'int8';
+/** The LM head of our main rows (tg, roofline, generate()); the other formats run once beside it. */
+const MAIN_HEAD_FORMAT: LmHeadFormat = DEFAULT_LM_HEAD;
 const MAIN_HEAD = `${MAIN_HEAD_FORMAT} head`;
 
 const LLAMA_CPP_FORMATS: { format: SynthFormat; model: string }[] = [
@@ -262,7 +263,8 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
   const formats: SynthFormat[] = ['hf', ...(options.skipLlamaCpp ? [] : LLAMA_CPP_FORMATS.map((f) => f.format))];
   const synthetic = ensureSyntheticModel({ preset: '2b4t', seed: options.seed, formats });
   log(`synthetic 2B4T model (seed ${options.seed}) ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${synthetic.dir}`);
-  const heads: LmHeadFormat[] = options.f16Head ? [MAIN_HEAD_FORMAT, 'f16'] : [MAIN_HEAD_FORMAT];
+  const otherHeads = options.otherHeads ? LM_HEAD_FORMATS.filter((f) => f !== MAIN_HEAD_FORMAT) : [];
+  const heads: LmHeadFormat[] = [MAIN_HEAD_FORMAT, ...otherHeads];
   started = Date.now();
   const bitplane = new Map(heads.map((head) => [head, ensureConverted(synthetic.paths.hf!, { lmHead: head })]));
   log(`bit-plane files ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -281,11 +283,11 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
         }
       }
     }
-    if (options.f16Head) {
+    for (const head of otherHeads) {
       // Once: the decode tests at the most threads, where the head's share of the bytes shows.
-      const file = bitplane.get('f16')!;
+      const file = bitplane.get(head)!;
       const threads = Math.max(...options.threads);
-      engines.push(await startEngine('bitnet-gen', 'f16 head', file, threads, tests.filter((t) => t.kind === 'tg'),
+      engines.push(await startEngine('bitnet-gen', `${head} head`, file, threads, tests.filter((t) => t.kind === 'tg'),
         ourWorkerArgs({ file, threads, isa: options.isa, contextSize })));
     }
     const ours = engines[0].ready;
@@ -325,7 +327,7 @@ function main(argv: string[]): void {
     .option('-r, --repetitions <n>', 'timed repetitions of each test, after one warm-up', integerIn(1), 3)
     .option('--json', 'print one JSON object instead of tables', false)
     .option('--skip-llama-cpp', 'measure only our engine (no GGUF generation, no node-llama-cpp)', false)
-    .option('--no-f16-head', 'skip the f16 LM head run (tg at the most threads)')
+    .option('--no-other-heads', 'skip the runs of the other LM head formats (tg at the most threads)')
     .addOption(isaOption())
     .option('--seed <n>', 'seed of the synthetic model', integerIn(0), 1)
     .option('--weight-mib <n>', 'buffer size of the bandwidth measurement in MiB', integerIn(64), 1024)

@@ -1,7 +1,7 @@
 /** `bitnet-gen convert IN OUT`: an HF folder or GGUF to a bit-plane model file. */
 import * as fs from 'fs';
 import { Command, Option } from 'commander';
-import { convertModel, DEFAULT_LM_HEAD } from '../engine/convert';
+import { convertModel, DEFAULT_LM_HEAD, LM_HEAD_FORMATS } from '../engine/convert';
 import type { LmHeadFormat } from '../engine/convert';
 import { CliError, write } from './io';
 import type { CliIo } from './io';
@@ -26,7 +26,7 @@ export function addConvertCommand(program: Command, io: CliIo): void {
     .description('convert a Hugging Face model folder or a .gguf file to a bit-plane model file')
     .argument('<input>', 'Hugging Face model folder (config.json + safetensors) or .gguf file')
     .argument('<output>', 'bit-plane model file to write')
-    .addOption(new Option('--lm-head <format>', 'LM head storage: q4 (4-bit, top candidates re-scored with the int8 copy: fewest bytes per token), int8 or f16').choices(['q4', 'int8', 'f16']).default(DEFAULT_LM_HEAD))
+    .addOption(new Option('--lm-head <format>', 'LM head storage: q4 (4-bit, top candidates re-scored with the int8 copy: fewest bytes per token), int8 or f16').choices(LM_HEAD_FORMATS).default(DEFAULT_LM_HEAD))
     .option('-v, --verbose', 'stack traces on errors', false)
     .action((input: string, output: string, options: { lmHead: LmHeadFormat }) => runConvert(input, output, options, io));
 }

@@ -48,7 +48,8 @@ export type LmHeadFormat = 'q4' | 'int8' | 'f16';
 /** The LM head format of new conversions (see {@link ConvertOptions.lmHead}). */
 export const DEFAULT_LM_HEAD: LmHeadFormat = 'q4';
 
-const LM_HEAD_FORMATS: readonly LmHeadFormat[] = ['q4', 'int8', 'f16'];
+/** Every LM head format, the default first. */
+export const LM_HEAD_FORMATS: readonly LmHeadFormat[] = ['q4', 'int8', 'f16'];
 
 /** One step of a conversion, reported after each tensor is written. */
 export interface ConvertProgress {
