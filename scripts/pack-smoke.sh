@@ -5,7 +5,9 @@
 #   2. the tarball installs into an empty project with --ignore-scripts, so
 #      only the shipped prebuild can be loaded, and a gemv through it matches
 #      a plain JS computation;
-#   3. without a matching binary, loading fails with the actionable message.
+#   3. the bundled demo model (dist/demo.bitnet, converted by the prepack step)
+#      generates text through the installed CLI, offline;
+#   4. without a matching binary, loading fails with the actionable message.
 # Works in a temporary directory; prints "N passed, N failed".
 set -euo pipefail
 
@@ -69,6 +71,14 @@ gemv_through_package() {
     console.log(`     gemv ok on ${rt.isa} with ${rt.threads} threads`);')
 }
 
+demo_model_through_cli() {
+  tar -tzf "$tarball" | grep -x 'package/dist/demo.bitnet' >/dev/null || { echo "     dist/demo.bitnet is not in the tarball"; return 1; }
+  local text
+  text=$(cd "$work/consumer" && npx bitnet-gen --model demo -n 8 --temperature 0 "In the beginning") || return 1
+  echo "     $text" | head -n 3
+  [[ $text =~ [A-Za-z]{2} ]]
+}
+
 missing_binary_message() {
   rm -rf "$work/consumer/node_modules/bitnet-gen/prebuilds"
   local message
@@ -87,6 +97,7 @@ check "prebuildify + tsc + npm pack produce a tarball with a prebuild" build_and
 if [[ $failed -eq 0 ]]; then
   check "tarball installs with --ignore-scripts" install_tarball
   check "the installed package loads its prebuild and runs a gemv" gemv_through_package
+  check "npx bitnet-gen --model demo prints text from the shipped demo model" demo_model_through_cli
   check "without a matching binary the error says how to build one" missing_binary_message
 fi
 echo "$passed passed, $failed failed"

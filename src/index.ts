@@ -19,6 +19,7 @@ export type { LoadOptions, SessionOptions } from './engine/model';
 export { Session, GenerationStream } from './engine/session';
 export type { GenerateOptions, GenerationChunk, GenerationResult, GenerationTimings, StopReason } from './engine/session';
 export { convertModel, ensureConverted } from './engine/convert';
+export { demoModelPath, DEMO_MODEL_NAME } from './engine/demo-model';
 export { DEFAULT_SAMPLING } from './generation/sampler';
 export type { SamplingOptions } from './generation/sampler';
 

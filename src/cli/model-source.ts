@@ -1,11 +1,13 @@
 /**
- * Turns what the user passed as --model into a bit-plane file: a bit-plane file is used as is,
- * an HF folder or a .gguf is converted once (ensureConverted caches the result), and a hub
- * repository id (ORG/NAME[@REVISION]) is downloaded into the hub cache first.
+ * Turns what the user passed as --model into a bit-plane file: `demo` is the bundled demo model,
+ * a bit-plane file is used as is, an HF folder or a .gguf is converted once (ensureConverted
+ * caches the result), and a hub repository id (ORG/NAME[@REVISION]) is downloaded into the hub
+ * cache first.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { ensureConverted } from '../engine/convert';
+import { DEMO_MODEL_NAME, demoModelPath } from '../engine/demo-model';
 import { HubClient, HubError } from '../hub';
 import type { DownloadProgress } from '../hub';
 import { CliError } from './io';
@@ -77,24 +79,28 @@ export async function pullModel(spec: string, io: CliIo): Promise<PulledModel> {
  * progress bar on a terminal.
  */
 export function convertOnce(source: string, io: CliIo, cacheDir?: string): string {
+  return ensureConverted(source, { cacheDir, onProgress: conversionProgress(source, io) });
+}
+
+/** A progress bar for converting `source`, created on the first report. */
+function conversionProgress(source: string, io: CliIo): (p: { done: number; total: number }) => void {
   let bar: ProgressBar | undefined;
-  const file = ensureConverted(source, {
-    cacheDir,
-    onProgress: (p) => {
-      bar ??= new ProgressBar(io.stderr, `converting ${path.basename(source)}`, 'count');
-      if (p.done === p.total) bar.finish(p.done, p.total);
-      else bar.update(p.done, p.total);
-    },
-  });
-  return file;
+  return (p) => {
+    bar ??= new ProgressBar(io.stderr, `converting ${path.basename(source)}`, 'count');
+    if (p.done === p.total) bar.finish(p.done, p.total);
+    else bar.update(p.done, p.total);
+  };
 }
 
 /**
- * The bit-plane file for `spec`: a bit-plane file, an HF folder, a .gguf, or a hub repository id.
+ * The bit-plane file for `spec`: `demo` (the bundled demo model, whatever the current folder
+ * holds; write ./demo for a local path of that name), a bit-plane file, an HF folder, a .gguf,
+ * or a hub repository id.
  * @throws CliError saying what `spec` was expected to be
  */
 export async function resolveModel(spec: string | undefined, io: CliIo): Promise<string> {
   const model = spec ?? DEFAULT_MODEL;
+  if (model === DEMO_MODEL_NAME) return demoModelPath({ onProgress: conversionProgress('demo-model', io) });
   let stat: fs.Stats | undefined;
   try {
     stat = fs.statSync(model);
