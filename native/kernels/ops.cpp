@@ -60,33 +60,23 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   if (n_targets == 0) return;
   const KernelTable& k = *rt.kernels;
   const size_t chunks = targets[0].w.chunks(), tiles = total_tiles(targets, n_targets);
-  uint8_t* tab = tables.reserve(chunks * k.ternary_table_bytes_per_chunk);
-  // One job of one table piece and one tile piece per thread. Pieces are
-  // claimed in order, so a thread that reaches a tile piece only waits for
-  // table pieces other threads are finishing, and a worker that starts late
-  // finds its pieces taken. More, smaller tile pieces balance better when a
-  // thread is descheduled mid-job but stream shorter runs of each chunk (the
-  // kernels prefetch within one call only): 2 and 4 pieces per thread were
-  // measured 10-35% slower than 1 with both vCPUs free.
-  const size_t threads = rt.pool->size();
-  const size_t table_pieces = std::min(chunks, threads), tile_pieces = std::min(tiles, threads);
-  std::atomic<size_t> tables_built{0};
-  rt.pool->parallel_for(
-      table_pieces + tile_pieces,
-      [&](size_t piece, size_t) {
-        if (piece < table_pieces) {
-          k.ternary_gemv_prepare(q, chunks * piece / table_pieces, chunks * (piece + 1) / table_pieces, tab);
-          tables_built.fetch_add(1, std::memory_order_release);
-          return;
-        }
-        spin_until([&] { return tables_built.load(std::memory_order_acquire) == table_pieces; });
-        const size_t p = piece - table_pieces;
-        for_tiles(targets, n_targets, tiles * p / tile_pieces, tiles * (p + 1) / tile_pieces,
-                  [&](const TernaryTarget& t, size_t a, size_t b) {
-                    k.ternary_gemv_tiles(t.w, tab, t.out_scale, t.y, a, b);
-                  });
-      },
-      1);
+  // One tile piece per thread, and each piece builds every lookup table itself
+  // into its own copy. Building them once, split across the threads, costs a
+  // barrier and then half of every thread's tables come from the other core's
+  // cache: measured 25-45 % slower at 2 threads (docs/kernels.md). The tables
+  // are a few microseconds of work. More, smaller tile pieces balance better
+  // when a thread is descheduled mid-job but stream shorter runs of each chunk
+  // (the kernels prefetch within one call only): 2 and 4 pieces per thread were
+  // measured 10-35 % slower than 1 with both vCPUs free.
+  const size_t pieces = std::min(tiles, rt.pool->size());
+  const size_t table_bytes = round_up(chunks * k.ternary_table_bytes_per_chunk, 64);
+  uint8_t* all_tables = tables.reserve(pieces * table_bytes);
+  rt.pool->parallel_for(pieces, [&](size_t p, size_t) {
+    uint8_t* tab = all_tables + p * table_bytes;
+    k.ternary_gemv_prepare(q, 0, chunks, tab);
+    for_tiles(targets, n_targets, tiles * p / pieces, tiles * (p + 1) / pieces,
+              [&](const TernaryTarget& t, size_t a, size_t b) { k.ternary_gemv_tiles(t.w, tab, t.out_scale, t.y, a, b); });
+  }, 1);
 }
 
 void ternary_gemm(const Runtime& rt, const int8_t* q, size_t q_stride, size_t m,
