@@ -144,9 +144,14 @@ async function runRounds(engines: EngineRun[], tests: BenchTest[], tokensFor: (t
   }
 }
 
+/** The longest tg test's token count (0 without tg tests): the length of the generate() runs. */
+function longestTg(tests: BenchTest[]): number {
+  return Math.max(0, ...tests.filter((t) => t.kind === 'tg').map((t) => t.tokens));
+}
+
 /** One generate() of the longest tg length per repetition on each of our main-head engines. */
 async function runGenerations(engines: EngineRun[], tests: BenchTest[], repetitions: number): Promise<void> {
-  const longest = Math.max(0, ...tests.filter((t) => t.kind === 'tg').map((t) => t.tokens));
+  const longest = longestTg(tests);
   if (longest === 0) return;
   log(`generate() with sampling, ${longest} tokens x ${repetitions} (load average ${loadAverage()})`);
   for (let round = 0; round < repetitions; round++) {
@@ -164,7 +169,7 @@ interface OverheadRow {
 }
 
 function overheadRows(engines: EngineRun[], tests: BenchTest[]): OverheadRow[] {
-  const tokens = Math.max(0, ...tests.filter((t) => t.kind === 'tg').map((t) => t.tokens));
+  const tokens = longestTg(tests);
   return engines.filter((e) => e.generations.length > 0).map((e) => ({
     threads: e.threads,
     tokens,

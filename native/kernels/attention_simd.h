@@ -86,7 +86,7 @@ void group_values(const float* p, const f16_t* v, size_t kv_stride, size_t t_len
   constexpr size_t kVecs = kAttendAccumulators / kHeads;
   using F = typename S::F;
   size_t d0 = 0;
-  for (; d0 + S::kLanes <= head_dim; d0 += kVecs * S::kLanes) {
+  while (d0 + S::kLanes <= head_dim) {
     const size_t vecs = std::min(kVecs, (head_dim - d0) / S::kLanes);
     F acc[kHeads][kVecs];
     for (auto& row : acc)
@@ -101,10 +101,7 @@ void group_values(const float* p, const f16_t* v, size_t kv_stride, size_t t_len
     }
     for (size_t h = 0; h < kHeads; ++h)
       for (size_t i = 0; i < vecs; ++i) S::storeu(out + h * head_dim + d0 + i * S::kLanes, acc[h][i]);
-    if (vecs < kVecs) {
-      d0 += vecs * S::kLanes;
-      break;
-    }
+    d0 += vecs * S::kLanes;
   }
   for (size_t d = d0; d < head_dim; ++d) {
     for (size_t h = 0; h < kHeads; ++h) {

@@ -97,36 +97,42 @@ void ternary_gemm(const Runtime& rt, const int8_t* q, size_t q_stride, size_t m,
 }
 
 namespace {
+
 constexpr size_t kRowsPerTask = 64;  // LM head rows per kernel call
 // LM head blocks per piece of work: ~2.6 MB of int8 rows (~100 us), so 63
 // pieces for the 2B4T head, enough to balance when a thread is descheduled.
 constexpr size_t kLmHeadBlocksPerPiece = 16;
-}
 
-void matvec_f16(const Runtime& rt, const f16_t* w, size_t rows, size_t cols, const float* x, float* y) {
+// Calls fn(r0, r1) on the pool for blocks of kRowsPerTask of rows [0, rows),
+// blocks_per_piece blocks per claimed piece.
+template <class Fn>
+void for_row_blocks(const Runtime& rt, size_t rows, size_t blocks_per_piece, Fn&& fn) {
   const size_t blocks = (rows + kRowsPerTask - 1) / kRowsPerTask;
   rt.pool->parallel_for(blocks, [&](size_t b, size_t e) {
-    rt.kernels->matvec_f16(w, cols, x, y, b * kRowsPerTask, std::min(rows, e * kRowsPerTask));
-  }, kLmHeadBlocksPerPiece);
+    fn(b * kRowsPerTask, std::min(rows, e * kRowsPerTask));
+  }, blocks_per_piece);
+}
+
+}  // namespace
+
+void matvec_f16(const Runtime& rt, const f16_t* w, size_t rows, size_t cols, const float* x, float* y) {
+  for_row_blocks(rt, rows, kLmHeadBlocksPerPiece,
+                 [&](size_t r0, size_t r1) { rt.kernels->matvec_f16(w, cols, x, y, r0, r1); });
 }
 
 void matvec_i8(const Runtime& rt, const int8_t* w, size_t rows, size_t cols_padded, const int8_t* q,
                const float* row_scale, float x_inv_scale, float* y) {
-  const size_t blocks = (rows + kRowsPerTask - 1) / kRowsPerTask;
-  rt.pool->parallel_for(blocks, [&](size_t b, size_t e) {
-    rt.kernels->matvec_i8(w, cols_padded, q, row_scale, x_inv_scale, y, b * kRowsPerTask,
-                          std::min(rows, e * kRowsPerTask));
-  }, kLmHeadBlocksPerPiece);
+  for_row_blocks(rt, rows, kLmHeadBlocksPerPiece, [&](size_t r0, size_t r1) {
+    rt.kernels->matvec_i8(w, cols_padded, q, row_scale, x_inv_scale, y, r0, r1);
+  });
 }
 
 void matvec_q4(const Runtime& rt, const uint8_t* w, size_t rows, size_t cols_padded, const int8_t* q,
                const float* row_scale, float x_inv_scale, float* y) {
-  const size_t blocks = (rows + kRowsPerTask - 1) / kRowsPerTask;
   // Twice the i8 head's blocks per piece: q4 rows are half the bytes.
-  rt.pool->parallel_for(blocks, [&](size_t b, size_t e) {
-    rt.kernels->matvec_q4(w, cols_padded, q, row_scale, x_inv_scale, y, b * kRowsPerTask,
-                          std::min(rows, e * kRowsPerTask));
-  }, 2 * kLmHeadBlocksPerPiece);
+  for_row_blocks(rt, rows, 2 * kLmHeadBlocksPerPiece, [&](size_t r0, size_t r1) {
+    rt.kernels->matvec_q4(w, cols_padded, q, row_scale, x_inv_scale, y, r0, r1);
+  });
 }
 
 namespace {

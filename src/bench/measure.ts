@@ -4,6 +4,7 @@
  * tokens fed one at a time into an empty cache, both on random token ids (the first one BOS).
  */
 import { Rng } from '../generation/sampler';
+import { outsideNativeShare } from '../engine/session';
 import type { Session } from '../engine/session';
 
 /** Mean and sample standard deviation (0 for a single value). */
@@ -58,7 +59,8 @@ export interface GenerationMeasurement {
 export async function measureGeneration(session: Session, bosId: number, count: number, seed = 1): Promise<GenerationMeasurement> {
   session.reset();
   const { timings } = await session.generate([bosId], { maxTokens: count, stopAtEos: false, seed }).result;
-  return { tokensPerSecond: timings.tokensPerSecond, outsideNativeShare: 1 - timings.nativeMs / timings.generateMs };
+  // No forward pass ran (count <= 1): everything was outside.
+  return { tokensPerSecond: timings.tokensPerSecond, outsideNativeShare: outsideNativeShare(timings) ?? 1 };
 }
 
 /** A markdown table as llama-bench prints it: columns from `rightAlignFrom` on are right-aligned. */

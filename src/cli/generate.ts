@@ -1,6 +1,7 @@
 /** The default command: `bitnet-gen "prompt"` streams the model's answer to stdout. */
 import { Command } from 'commander';
 import { DEFAULT_SAMPLING } from '../generation/sampler';
+import { outsideNativeShare } from '../engine/session';
 import type { GenerateOptions, GenerationResult } from '../engine/session';
 import { CliError, readAll, terminalSafe, write } from './io';
 import type { CliIo } from './io';
@@ -53,11 +54,6 @@ export function generateOptions(options: SamplingCliOptions, signal?: AbortSigna
     stopAtEos: !options.ignoreEos,
     signal,
   };
-}
-
-/** The share of generation time spent outside the native forward passes, or undefined before any pass. */
-export function outsideNativeShare(t: GenerationResult['timings']): number | undefined {
-  return t.nativeMs > 0 ? 1 - t.nativeMs / t.generateMs : undefined;
 }
 
 /** One line of timings, as --verbose prints them. */

@@ -68,6 +68,11 @@ export interface GenerationTimings {
   tokensPerSecond: number;
 }
 
+/** The share of generation time spent outside the native forward passes, or undefined before any pass. */
+export function outsideNativeShare(t: GenerationTimings): number | undefined {
+  return t.nativeMs > 0 ? 1 - t.nativeMs / t.generateMs : undefined;
+}
+
 export interface GenerationResult {
   text: string;
   tokens: number[];
