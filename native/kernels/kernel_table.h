@@ -1,7 +1,8 @@
 // One table of single-threaded kernels per instruction set. Every entry works
-// on a caller-chosen slice of the output (rows, tiles, heads) so that ops.cpp
-// can split work across threads without changing what any element computes:
-// results are bit-identical for every thread count by construction.
+// on a caller-chosen slice of the work (rows, tiles, column chunks, heads) so
+// that ops.cpp can split it across threads without changing any result: each
+// output element is computed by the same code whatever the split, or summed
+// from exact integer pieces, so results are bit-identical for every thread count.
 //
 // kernels/scalar/ fills every entry and defines "correct"; the SIMD tables
 // start from the scalar one and override what they accelerate. tests/native
@@ -33,10 +34,14 @@ struct KernelTable {
   // zero beyond the logical K) into tables + c * ternary_table_bytes_per_chunk.
   // tables is 64-byte aligned.
   void (*ternary_gemv_prepare)(const int8_t* q, size_t c0, size_t c1, uint8_t* tables);
-  // For row tiles [t0, t1): y[n] = (float)(sum_k W[n][k] * q[k]) * out_scale,
-  // written for logical rows n < w.rows only. Integer sums are exact.
-  void (*ternary_gemv_tiles)(const TernaryView& w, const uint8_t* tables, float out_scale,
-                             float* y, size_t t0, size_t t1);
+  // For chunks [c0, c1) (c0 < c1) of every row tile: sums[n] = sum of
+  // W[n][k] * q[k] over the columns k of those chunks, for all
+  // w.padded_rows() rows (padding rows get 0). sums is 64-byte aligned.
+  // Splitting a GEMV by column chunks keeps each thread's weights one
+  // contiguous run of memory (the layout is chunk-major); the caller adds the
+  // exact int32 partial sums of the pieces and scales them.
+  void (*ternary_gemv_chunks)(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1,
+                              int32_t* sums);
 
   // --- ternary GEMM (prefill): m tokens at once ------------------------------
   // q: m rows of w.padded_cols() int8 each, row stride q_stride (>= padded_cols),

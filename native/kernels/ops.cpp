@@ -56,27 +56,46 @@ size_t total_tiles(const TernaryTarget* targets, size_t n_targets) {
 }  // namespace
 
 void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targets, size_t n_targets,
-                  AlignedBuffer& tables) {
+                  AlignedBuffer& scratch) {
   if (n_targets == 0) return;
   const KernelTable& k = *rt.kernels;
-  const size_t chunks = targets[0].w.chunks(), tiles = total_tiles(targets, n_targets);
-  // One tile piece per thread, and each piece builds every lookup table itself
-  // into its own copy. Building them once, split across the threads, costs a
-  // barrier and then half of every thread's tables come from the other core's
-  // cache: measured 25-45 % slower at 2 threads (docs/kernels.md). The tables
-  // are a few microseconds of work. More, smaller tile pieces balance better
-  // when a thread is descheduled mid-job but stream shorter runs of each chunk
-  // (the kernels prefetch within one call only): 2 and 4 pieces per thread were
-  // measured 10-35 % slower than 1 with both vCPUs free.
-  const size_t pieces = std::min(tiles, rt.pool->size());
+  const size_t chunks = targets[0].w.chunks();
+  // Pieces are column-chunk ranges, one per thread: the layout is chunk-major,
+  // so each thread streams one contiguous run of every matrix (split by row
+  // tiles, each thread jumped from run to run and both together reached ~20 %
+  // less of the read bandwidth: docs/kernels.md). Each piece builds the lookup
+  // tables of its own chunks into its own buffer (no barrier, no tables from
+  // the other core's cache) and writes exact int32 partial sums of every row;
+  // the sum over pieces is the same integer for any split.
+  const size_t pieces = std::min(chunks, rt.pool->size());
+  size_t rows = 0;  // padded rows of all targets, one after another
+  for (size_t i = 0; i < n_targets; ++i) rows += targets[i].w.padded_rows();
   const size_t table_bytes = round_up(chunks * k.ternary_table_bytes_per_chunk, 64);
-  uint8_t* all_tables = tables.reserve(pieces * table_bytes);
+  const size_t sums_bytes = round_up(rows * sizeof(int32_t), 64);
+  uint8_t* buffer = scratch.reserve(pieces * (table_bytes + sums_bytes));
+  const auto piece_sums = [&](size_t p) {
+    return reinterpret_cast<int32_t*>(buffer + pieces * table_bytes + p * sums_bytes);
+  };
   rt.pool->parallel_for(pieces, [&](size_t p, size_t) {
-    uint8_t* tab = all_tables + p * table_bytes;
-    k.ternary_gemv_prepare(q, 0, chunks, tab);
-    for_tiles(targets, n_targets, tiles * p / pieces, tiles * (p + 1) / pieces,
-              [&](const TernaryTarget& t, size_t a, size_t b) { k.ternary_gemv_tiles(t.w, tab, t.out_scale, t.y, a, b); });
+    const size_t c0 = chunks * p / pieces, c1 = chunks * (p + 1) / pieces;
+    uint8_t* tab = buffer + p * table_bytes;
+    k.ternary_gemv_prepare(q, c0, c1, tab);
+    int32_t* sums = piece_sums(p);
+    for (size_t i = 0; i < n_targets; ++i) {
+      k.ternary_gemv_chunks(targets[i].w, tab, c0, c1, sums);
+      sums += targets[i].w.padded_rows();
+    }
   }, 1);
+  int32_t* total = piece_sums(0);
+  for (size_t p = 1; p < pieces; ++p) {
+    const int32_t* part = piece_sums(p);
+    for (size_t r = 0; r < rows; ++r) total[r] += part[r];
+  }
+  for (size_t i = 0; i < n_targets; ++i) {
+    const TernaryTarget& t = targets[i];
+    for (size_t r = 0; r < t.w.rows; ++r) t.y[r] = static_cast<float>(total[r]) * t.out_scale;
+    total += t.w.padded_rows();
+  }
 }
 
 void ternary_gemm(const Runtime& rt, const int8_t* q, size_t q_stride, size_t m,

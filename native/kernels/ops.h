@@ -46,9 +46,10 @@ struct TernaryTarget {
 };
 
 // Decode: every target reads the same quantized vector q (padded_cols long,
-// all targets must have the same padded_cols). tables is reused scratch.
+// all targets must have the same padded_cols). scratch holds the lookup
+// tables and partial sums between calls.
 void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targets, size_t n_targets,
-                  AlignedBuffer& tables);
+                  AlignedBuffer& scratch);
 
 // Prefill: m quantized rows of q (stride q_stride), per-row activation scales
 // act_scale[m]; target i's out_scale is the weight scale, divided per row by act_scale.

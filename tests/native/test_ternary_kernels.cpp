@@ -73,16 +73,23 @@ struct Tables {
               &std::free) {}
 };
 
-// GEMV through one table: prepare split at chunk `cs`, tiles split at tile `ts`.
-std::vector<float> gemv(const KernelTable& k, const TernaryView& w, const int8_t* q, float scale,
-                        size_t cs, size_t ts) {
+// Exact int32 sums W q through one table, with prepare and the GEMV split at
+// chunk `cs` and the two partial sums added, as ops.cpp adds its pieces. Each
+// piece's buffer starts as garbage, which the kernel must overwrite.
+std::vector<int32_t> gemv(const KernelTable& k, const TernaryView& w, const int8_t* q, size_t cs) {
   Tables t(k, w.chunks());
   k.ternary_gemv_prepare(q, 0, cs, t.bytes.get());
   k.ternary_gemv_prepare(q, cs, w.chunks(), t.bytes.get());
-  std::vector<float> y(w.rows + 1, -7.f);  // one extra float must stay untouched
-  k.ternary_gemv_tiles(w, t.bytes.get(), scale, y.data(), 0, ts);
-  k.ternary_gemv_tiles(w, t.bytes.get(), scale, y.data(), ts, w.row_tiles());
-  return y;
+  std::vector<int32_t> total(w.padded_rows(), 0);
+  std::unique_ptr<int32_t, decltype(&std::free)> part(
+      static_cast<int32_t*>(std::aligned_alloc(64, round_up(w.padded_rows() * sizeof(int32_t), 64))), &std::free);
+  for (const auto& range : {std::make_pair(size_t{0}, cs), std::make_pair(cs, w.chunks())}) {
+    if (range.first == range.second) continue;
+    std::fill(part.get(), part.get() + w.padded_rows(), 0x5A5A5A5A);
+    k.ternary_gemv_chunks(w, t.bytes.get(), range.first, range.second, part.get());
+    for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += part.get()[r];
+  }
+  return total;
 }
 
 std::vector<float> gemm(const KernelTable& k, const TernaryView& w, const std::vector<int8_t>& q,
@@ -110,14 +117,13 @@ void check_gemv_shape(size_t rows, size_t cols, Fill fill, Act act, std::mt19937
   const auto wv = make_weights(rows, cols, fill, rng);
   const Matrix w = pack(wv, rows, cols);
   const auto q = make_activations(1, cols, w.view.padded_cols(), act, rng);
-  const float scale = 0.37f;
-  const auto ref = gemv(scalar_kernels(), w.view, q.data(), scale, w.view.chunks(), w.view.row_tiles());
-  for (size_t r = 0; r < rows; r += 1 + rows / 17)
-    CHECK_EQ(ref[r], static_cast<float>(dot(wv, cols, r, q.data())) * scale);
+  const auto ref = gemv(scalar_kernels(), w.view, q.data(), w.view.chunks());
+  for (size_t r = 0; r < rows; r += 1 + rows / 17) CHECK_EQ(ref[r], dot(wv, cols, r, q.data()));
+  for (size_t r = rows; r < w.view.padded_rows(); ++r) CHECK_EQ(ref[r], 0);
+  CHECK(gemv(scalar_kernels(), w.view, q.data(), w.view.chunks() / 2) == ref);
   for (const KernelTable* k : check::simd_tables()) {
-    const size_t cs = w.view.chunks() / 2, ts = (w.view.row_tiles() + 1) / 3;
-    const auto y = gemv(*k, w.view, q.data(), scale, cs, ts);
-    if (!same_bits(y, ref))
+    if (gemv(*k, w.view, q.data(), w.view.chunks()) != ref ||
+        gemv(*k, w.view, q.data(), w.view.chunks() / 2) != ref)
       check::fail(__FILE__, __LINE__, std::string(k->isa_name) + " gemv differs at " +
                                           std::to_string(rows) + "x" + std::to_string(cols));
   }
@@ -190,7 +196,11 @@ TEST_CASE(ops_results_do_not_depend_on_thread_count) {
   const size_t cols = 700, m = 11;
   const size_t rows[] = {300, 70, 70};  // q/k/v-like targets sharing one input
   std::vector<Matrix> mats;
-  for (size_t r : rows) mats.push_back(pack(make_weights(r, cols, Fill::kRandom, rng), r, cols));
+  std::vector<std::vector<int8_t>> mats_w;
+  for (size_t r : rows) {
+    mats_w.push_back(make_weights(r, cols, Fill::kRandom, rng));
+    mats.push_back(pack(mats_w.back(), r, cols));
+  }
   const size_t padded = mats[0].view.padded_cols();
   const auto q = make_activations(m, cols, padded, Act::kRandom, rng);
   std::vector<float> act_scale(m);
@@ -223,6 +233,9 @@ TEST_CASE(ops_results_do_not_depend_on_thread_count) {
       if (gemv_ref.empty()) {
         gemv_ref = gemv_out;
         gemm_ref = gemm_out;
+        // The int32 pieces are added and scaled once: check against exact dots.
+        for (size_t r = 0; r < rows[0]; r += 7)
+          CHECK_EQ(gemv_ref[r], static_cast<float>(dot(mats_w[0], cols, r, q.data())) * 0.5f);
       }
       if (!same_bits(gemv_out, gemv_ref) || !same_bits(gemm_out, gemm_ref))
         check::fail(__FILE__, __LINE__, std::string(k->isa_name) + " with " + std::to_string(threads) +

@@ -20,9 +20,9 @@ constexpr size_t kRowQuads = kRowTile / 4;                     // registers of 4
 constexpr size_t kStepBytes = kRowTile * kKStep;               // 256
 constexpr size_t kExpandedChunkBytes = kChunkCols * kRowTile;  // 8 KB
 
-// Expands one tile (all chunks) to int8 w: 16 bytes = 4 rows x 4 columns for
-// 4-column step s and row quad r at (chunk * 32 + s) * 256 + r * 16.
-void expand_tile(const TernaryView& w, size_t tile, int8_t* out) {
+// Expands one block (one tile, one chunk) to int8 w: 16 bytes = 4 rows x 4
+// columns for 4-column step s and row quad r at s * 256 + r * 16.
+void expand_block(const uint8_t* blk, int8_t* dst) {
   // Byte l of a quad is row l / 4 of the quad and column l % 4 of the step.
   static const uint8_t kReplicate[4][16] = {
       {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
@@ -32,26 +32,27 @@ void expand_tile(const TernaryView& w, size_t tile, int8_t* out) {
   static const uint8_t kBits[2][16] = {{1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 2, 4, 8},
                                        {16, 32, 64, 128, 16, 32, 64, 128, 16, 32, 64, 128, 16, 32, 64, 128}};
   const uint8x16_t bits[2] = {vld1q_u8(kBits[0]), vld1q_u8(kBits[1])};
-  for (size_t c = 0; c < w.chunks(); ++c) {
-    const uint8_t* blk = w.block(c, tile);
-    int8_t* dst = out + c * kExpandedChunkBytes;
-    for (size_t g = 0; g < kChunkGroups; ++g) {
-      for (size_t slice = 0; slice < kRowTile / 16; ++slice) {
-        const uint8x16_t plus = vld1q_u8(blk + g * kGroupBytes + 16 * slice);
-        const uint8x16_t minus = vld1q_u8(blk + g * kGroupBytes + kPlaneBytes + 16 * slice);
-        for (size_t j = 0; j < 4; ++j) {
-          const uint8x16_t rep = vld1q_u8(kReplicate[j]);
-          const uint8x16_t p = vqtbl1q_u8(plus, rep), m = vqtbl1q_u8(minus, rep);
-          for (size_t h = 0; h < 2; ++h) {
-            // vtst gives 0xFF (-1) where the bit is set: w = [minus] - [plus] as int8.
-            const int8x16_t v = vsubq_s8(vreinterpretq_s8_u8(vtstq_u8(m, bits[h])),
-                                         vreinterpretq_s8_u8(vtstq_u8(p, bits[h])));
-            vst1q_s8(dst + (2 * g + h) * kStepBytes + 16 * (4 * slice + j), v);
-          }
+  for (size_t g = 0; g < kChunkGroups; ++g) {
+    for (size_t slice = 0; slice < kRowTile / 16; ++slice) {
+      const uint8x16_t plus = vld1q_u8(blk + g * kGroupBytes + 16 * slice);
+      const uint8x16_t minus = vld1q_u8(blk + g * kGroupBytes + kPlaneBytes + 16 * slice);
+      for (size_t j = 0; j < 4; ++j) {
+        const uint8x16_t rep = vld1q_u8(kReplicate[j]);
+        const uint8x16_t p = vqtbl1q_u8(plus, rep), m = vqtbl1q_u8(minus, rep);
+        for (size_t h = 0; h < 2; ++h) {
+          // vtst gives 0xFF (-1) where the bit is set: w = [minus] - [plus] as int8.
+          const int8x16_t v = vsubq_s8(vreinterpretq_s8_u8(vtstq_u8(m, bits[h])),
+                                       vreinterpretq_s8_u8(vtstq_u8(p, bits[h])));
+          vst1q_s8(dst + (2 * g + h) * kStepBytes + 16 * (4 * slice + j), v);
         }
       }
     }
   }
+}
+
+// Expands one tile (all chunks): chunk c's steps at c * kExpandedChunkBytes.
+void expand_tile(const TernaryView& w, size_t tile, int8_t* out) {
+  for (size_t c = 0; c < w.chunks(); ++c) expand_block(w.block(c, tile), out + c * kExpandedChunkBytes);
 }
 
 // Stores (float)sums * scale for the logical rows of a 64-row tile starting at row0.
@@ -76,6 +77,18 @@ inline void dot_step(const int8_t* wk, int8x16_t q16, int32x4_t* acc) {
   for (size_t r = 0; r < kRowQuads; ++r) acc[r] = vdotq_laneq_s32(acc[r], vld1q_s8(wk + 16 * r), q16, kLane);
 }
 
+// acc += the expanded steps [0, steps) . q[0, 4 * steps).
+void dot_steps(const int8_t* expanded, size_t steps, const int8_t* q, int32x4_t* acc) {
+  for (size_t s = 0; s < steps; s += 4) {
+    const int8x16_t q16 = vld1q_s8(q + s * kKStep);
+    const int8_t* wk = expanded + s * kStepBytes;
+    dot_step<0>(wk, q16, acc);
+    dot_step<1>(wk + kStepBytes, q16, acc);
+    dot_step<2>(wk + 2 * kStepBytes, q16, acc);
+    dot_step<3>(wk + 3 * kStepBytes, q16, acc);
+  }
+}
+
 // m tokens (rows of q, stride q_stride) against tiles [t0, t1).
 void tiles_times_tokens(const TernaryView& w, const int8_t* q, size_t q_stride, size_t m,
                         const float* out_scale, float* y, size_t y_stride, size_t t0, size_t t1) {
@@ -88,30 +101,34 @@ void tiles_times_tokens(const TernaryView& w, const int8_t* q, size_t q_stride, 
       int32x4_t acc[kRowQuads];
       for (auto& a : acc) a = vdupq_n_s32(0);
       const int8_t* qi = q + i * q_stride;
-      for (size_t s = 0; s < steps; s += 4) {
-        const int8x16_t q16 = vld1q_s8(qi + s * kKStep);
-        const int8_t* wk = expanded.data() + s * kStepBytes;
-        dot_step<0>(wk, q16, acc);
-        dot_step<1>(wk + kStepBytes, q16, acc);
-        dot_step<2>(wk + 2 * kStepBytes, q16, acc);
-        dot_step<3>(wk + 3 * kStepBytes, q16, acc);
-      }
+      dot_steps(expanded.data(), steps, qi, acc);
       store_tile(acc, out_scale[i], tile * kRowTile, w.rows, y + i * y_stride);
     }
   }
 }
 
-void ternary_gemv_tiles(const TernaryView& w, const uint8_t* tables, float out_scale, float* y,
-                        size_t t0, size_t t1) {
-  tiles_times_tokens(w, reinterpret_cast<const int8_t*>(tables), 0, 1, &out_scale, y, 0, t0, t1);
+// One token: each block is expanded and consumed at once, in memory order.
+void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums) {
+  const int8_t* q = reinterpret_cast<const int8_t*>(tables);
+  alignas(16) int8_t expanded[kExpandedChunkBytes];
+  for (size_t c = c0; c < c1; ++c) {
+    for (size_t t = 0; t < w.row_tiles(); ++t) {
+      expand_block(w.block(c, t), expanded);
+      int32_t* dst = sums + t * kRowTile;
+      int32x4_t acc[kRowQuads];
+      for (size_t r = 0; r < kRowQuads; ++r) acc[r] = c == c0 ? vdupq_n_s32(0) : vld1q_s32(dst + 4 * r);
+      dot_steps(expanded, kStepsPerChunk, q + c * kChunkCols, acc);
+      for (size_t r = 0; r < kRowQuads; ++r) vst1q_s32(dst + 4 * r, acc[r]);
+    }
+  }
 }
 
 }  // namespace
 
 void fill_neon_ternary(KernelTable& k) {
   // ternary_table_bytes_per_chunk and ternary_gemv_prepare stay the scalar ones
-  // (a copy of the activations), which is what ternary_gemv_tiles reads.
-  k.ternary_gemv_tiles = ternary_gemv_tiles;
+  // (a copy of the activations), which is what ternary_gemv_chunks reads.
+  k.ternary_gemv_chunks = ternary_gemv_chunks;
   k.ternary_gemm_tiles = tiles_times_tokens;
 }
 

@@ -72,7 +72,7 @@ void ternary_gemv_prepare(const int8_t* q, size_t c0, size_t c1, uint8_t* tables
   std::memcpy(tables + c0 * kChunkCols, q + c0 * kChunkCols, (c1 - c0) * kChunkCols);
 }
 
-// sum_k W[n][k] * q[k] over one block (one tile, one chunk) for every row of the tile.
+// acc[r] += sum_k W[r][k] * q[k] over one block (one tile, one chunk) for every row r of the tile.
 void block_dots(const uint8_t* blk, const int8_t* q, int32_t* acc) {
   for (size_t g = 0; g < kChunkGroups; ++g) {
     const uint8_t* plus = blk + g * kGroupBytes;
@@ -86,22 +86,22 @@ void block_dots(const uint8_t* blk, const int8_t* q, int32_t* acc) {
   }
 }
 
-void ternary_gemv_tiles(const TernaryView& w, const uint8_t* tables, float out_scale, float* y,
-                        size_t t0, size_t t1) {
+void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums) {
   const int8_t* q = reinterpret_cast<const int8_t*>(tables);
-  for (size_t t = t0; t < t1; ++t) {
-    int32_t acc[kRowTile] = {};
-    for (size_t c = 0; c < w.chunks(); ++c) block_dots(w.block(c, t), q + c * kChunkCols, acc);
-    for (size_t r = 0; r < kRowTile && t * kRowTile + r < w.rows; ++r)
-      y[t * kRowTile + r] = static_cast<float>(acc[r]) * out_scale;
-  }
+  std::fill(sums, sums + w.padded_rows(), 0);
+  for (size_t c = c0; c < c1; ++c)
+    for (size_t t = 0; t < w.row_tiles(); ++t) block_dots(w.block(c, t), q + c * kChunkCols, sums + t * kRowTile);
 }
 
 void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, size_t m,
                         const float* out_scale, float* y, size_t y_stride, size_t t0, size_t t1) {
   for (size_t i = 0; i < m; ++i) {
-    ternary_gemv_tiles(w, reinterpret_cast<const uint8_t*>(q + i * q_stride), out_scale[i],
-                       y + i * y_stride, t0, t1);
+    for (size_t t = t0; t < t1; ++t) {
+      int32_t acc[kRowTile] = {};
+      for (size_t c = 0; c < w.chunks(); ++c) block_dots(w.block(c, t), q + i * q_stride + c * kChunkCols, acc);
+      for (size_t r = 0; r < kRowTile && t * kRowTile + r < w.rows; ++r)
+        y[i * y_stride + t * kRowTile + r] = static_cast<float>(acc[r]) * out_scale[i];
+    }
   }
 }
 
@@ -209,7 +209,7 @@ void matvec_q4(const uint8_t* w, size_t cols_padded, const int8_t* q, const floa
 
 const KernelTable kScalar = {
     "scalar",      absmax,     quantize_i8, kChunkCols, ternary_gemv_prepare,
-    ternary_gemv_tiles, ternary_gemm_tiles, rmsnorm, rope, attend,
+    ternary_gemv_chunks, ternary_gemm_tiles, rmsnorm, rope, attend,
     relu2_gate,    silu_gate,  add_inplace, f16_to_f32, f32_to_f16,
     matvec_f16,    matvec_i8,  matvec_q4,
 };

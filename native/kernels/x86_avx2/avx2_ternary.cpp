@@ -101,10 +101,10 @@ inline void accumulate_half(const GroupTable& t, const uint8_t* plus, const uint
   s.b = _mm256_add_epi16(s.b, _mm256_maddubs_epi16(one_sixteen, _mm256_unpackhi_epi8(dl, dh)));
 }
 
-// Adds one block (one tile, one chunk) to the tile's 64 int32 sums, in row
-// order, prefetching the block `ahead` (a later step of the sweep).
+// The tile's 64 int32 sums, in row order, = (first ? 0 : sums) + one block's
+// (one tile, one chunk) dot products, prefetching the block `ahead`.
 inline void accumulate_block(const uint8_t* blk, const uint8_t* ahead, const uint8_t* chunk_tables,
-                             int32_t* acc) {
+                             bool first, int32_t* acc) {
   HalfSums s[2];
   for (auto& h : s) h.a = h.b = _mm256_setzero_si256();
   for (size_t g = 0; g < kChunkGroups; ++g) {
@@ -124,10 +124,24 @@ inline void accumulate_block(const uint8_t* blk, const uint8_t* ahead, const uin
     };
     for (size_t j = 0; j < 4; ++j) {
       __m256i* dst = reinterpret_cast<__m256i*>(acc + 32 * h + 8 * j);
-      _mm256_store_si256(dst, _mm256_add_epi32(_mm256_load_si256(dst), rows[j]));
+      _mm256_store_si256(dst, first ? rows[j] : _mm256_add_epi32(_mm256_load_si256(dst), rows[j]));
     }
   }
 }
+
+// Blocks prefetched ahead: the sweep reads the weights in memory order.
+constexpr size_t kPrefetchBlocks = 8;
+
+void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums) {
+  for (size_t c = c0; c < c1; ++c)
+    for (size_t t = 0; t < w.row_tiles(); ++t) {
+      const uint8_t* blk = w.block(c, t);  // chunk c's blocks lie one after another, then chunk c + 1's
+      accumulate_block(blk, blk + kPrefetchBlocks * kBlockBytes, tables + c * kChunkTableBytes, c == c0,
+                       sums + t * kRowTile);
+    }
+}
+
+// ---------------------------------------------------------------- GEMM
 
 // Stores (float)sums * scale for the logical rows of a 64-row tile starting at row0.
 inline void store_tile(const int32_t* sums, float scale, size_t row0, size_t n_rows, float* y) {
@@ -140,33 +154,6 @@ inline void store_tile(const int32_t* sums, float scale, size_t row0, size_t n_r
   }
   for (; r < n; ++r) y[row0 + r] = static_cast<float>(sums[r]) * scale;
 }
-
-// Tiles swept per chunk while that chunk's tables stay in L1.
-constexpr size_t kTileBatch = 32;
-// Blocks prefetched ahead of the sweep; the hardware prefetcher does not
-// anticipate the jump from one chunk's blocks to the next chunk's.
-constexpr size_t kPrefetchBlocks = 8;
-
-void ternary_gemv_tiles(const TernaryView& w, const uint8_t* tables, float out_scale, float* y,
-                        size_t t0, size_t t1) {
-  alignas(32) int32_t acc[kTileBatch][kRowTile];
-  for (size_t b0 = t0; b0 < t1; b0 += kTileBatch) {
-    const size_t n = std::min(kTileBatch, t1 - b0);
-    std::fill(&acc[0][0], &acc[0][0] + n * kRowTile, 0);
-    // The sweep visits (chunk, tile) in order: position p is block (p / n, b0 + p % n).
-    const size_t last = w.chunks() * n - 1;
-    for (size_t c = 0; c < w.chunks(); ++c) {
-      for (size_t i = 0; i < n; ++i) {
-        const size_t ahead = std::min(c * n + i + kPrefetchBlocks, last);
-        accumulate_block(w.block(c, b0 + i), w.block(ahead / n, b0 + ahead % n), tables + c * kChunkTableBytes,
-                         acc[i]);
-      }
-    }
-    for (size_t i = 0; i < n; ++i) store_tile(acc[i], out_scale, (b0 + i) * kRowTile, w.rows, y);
-  }
-}
-
-// ---------------------------------------------------------------- GEMM
 
 constexpr size_t kKStep = 4;                                   // columns per int32 lane
 constexpr size_t kStepsPerChunk = kChunkCols / kKStep;         // 32
@@ -305,7 +292,7 @@ void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, 
 void fill_avx2_ternary(KernelTable& k) {
   k.ternary_table_bytes_per_chunk = kChunkTableBytes;
   k.ternary_gemv_prepare = ternary_gemv_prepare;
-  k.ternary_gemv_tiles = ternary_gemv_tiles;
+  k.ternary_gemv_chunks = ternary_gemv_chunks;
   k.ternary_gemm_tiles = ternary_gemm_tiles;
 }
 

@@ -115,17 +115,11 @@ inline void accumulate_plane(const GroupTable& t, const uint8_t* plane, TileSums
   }
 }
 
-// int32 sums of one tile in widened unpack order (see restore_row_order).
-struct TileAcc {
-  __m512i v[4];
-};
-
-// Adds one chunk of kTiles consecutive tiles (blocks[i] = block of tile i) to
-// acc, prefetching the kTiles blocks at `ahead` (a later step of the sweep).
+// Sums of one chunk for kTiles consecutive tiles (blocks[i] = block of tile i),
+// prefetching the kTiles blocks at `ahead`.
 template <int kTiles>
 inline void chunk_tiles(const uint8_t* const* blocks, const uint8_t* ahead, const uint8_t* chunk_tables,
-                        TileAcc* acc) {
-  TileSums s[kTiles];
+                        TileSums* s) {
   for (int i = 0; i < kTiles; ++i) s[i].a = s[i].b = _mm512_setzero_si512();
   for (size_t g = 0; g < kChunkGroups; ++g) {
     const GroupTable t(chunk_tables + g * kGroupTableBytes);
@@ -137,26 +131,68 @@ inline void chunk_tiles(const uint8_t* const* blocks, const uint8_t* ahead, cons
       accumulate_plane<false>(t, planes + kPlaneBytes, s[i]);
     }
   }
+}
+
+// The int16 sums in unpack order (a: rows {0-7, 16-23, 32-39, 48-55}, b: the
+// other 8 of each 16), widened to int32 rows 16j..16j+15 in out[j].
+inline void tile_rows(const TileSums& s, __m512i out[4]) {
+  // Widened, the quarters of x hold rows {0-7, 16-23}, of y {8-15, 24-31}, then 32-63 likewise.
+  const __m512i x0 = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(s.a));
+  const __m512i y0 = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(s.b));
+  const __m512i x1 = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(s.a, 1));
+  const __m512i y1 = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(s.b, 1));
+  out[0] = _mm512_shuffle_i64x2(x0, y0, _MM_SHUFFLE(1, 0, 1, 0));
+  out[1] = _mm512_shuffle_i64x2(x0, y0, _MM_SHUFFLE(3, 2, 3, 2));
+  out[2] = _mm512_shuffle_i64x2(x1, y1, _MM_SHUFFLE(1, 0, 1, 0));
+  out[3] = _mm512_shuffle_i64x2(x1, y1, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+// Tiles sharing one load of a group's table registers.
+constexpr int kTilesPerStep = 4;
+
+// Blocks prefetched ahead: the sweep reads the weights in memory order, and
+// 16 KB ahead measured best (docs/kernels.md).
+constexpr size_t kPrefetchBlocks = 8;
+
+// Chunk c of tiles [t, t + kTiles): sums = (first ? 0 : sums) + their dot products.
+template <int kTiles>
+inline void chunk_step(const TernaryView& w, size_t c, size_t t, const uint8_t* chunk_tables, bool first,
+                       int32_t* sums) {
+  const uint8_t* blocks[kTiles];
+  for (int i = 0; i < kTiles; ++i) blocks[i] = w.block(c, t + i);
+  TileSums s[kTiles];
+  chunk_tiles<kTiles>(blocks, blocks[0] + kPrefetchBlocks * kBlockBytes, chunk_tables, s);
   for (int i = 0; i < kTiles; ++i) {
-    const __m512i widened[4] = {
-        _mm512_cvtepi16_epi32(_mm512_castsi512_si256(s[i].a)),
-        _mm512_cvtepi16_epi32(_mm512_castsi512_si256(s[i].b)),
-        _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(s[i].a, 1)),
-        _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(s[i].b, 1)),
-    };
-    for (int j = 0; j < 4; ++j) acc[i].v[j] = _mm512_add_epi32(acc[i].v[j], widened[j]);
+    __m512i rows[4];
+    tile_rows(s[i], rows);
+    int32_t* dst = sums + (t + i) * kRowTile;
+    for (int j = 0; j < 4; ++j) {
+      __m512i v = rows[j];
+      if (!first) v = _mm512_add_epi32(v, _mm512_load_si512(dst + 16 * j));
+      _mm512_store_si512(dst + 16 * j, v);
+    }
   }
 }
 
-// acc.v holds rows {0-7,16-23}, {8-15,24-31}, {32-39,48-55}, {40-47,56-63} in
-// 128-bit quarters; returns rows 16j..16j+15 in out[j].
-inline void restore_row_order(const TileAcc& acc, __m512i out[4]) {
-  for (int h = 0; h < 2; ++h) {
-    const __m512i x = acc.v[2 * h], y = acc.v[2 * h + 1];
-    out[2 * h] = _mm512_shuffle_i64x2(x, y, _MM_SHUFFLE(1, 0, 1, 0));
-    out[2 * h + 1] = _mm512_shuffle_i64x2(x, y, _MM_SHUFFLE(3, 2, 3, 2));
+void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums) {
+  const size_t tiles = w.row_tiles();
+  for (size_t c = c0; c < c1; ++c) {
+    // Chunk c's blocks lie one after another, and chunk c + 1's follow them.
+    const uint8_t* chunk_tables = tables + c * kChunkTableBytes;
+    const bool first = c == c0;
+    size_t t = 0;
+    for (; t + kTilesPerStep <= tiles; t += kTilesPerStep)
+      chunk_step<kTilesPerStep>(w, c, t, chunk_tables, first, sums);
+    switch (tiles - t) {
+      case 3: chunk_step<3>(w, c, t, chunk_tables, first, sums); break;
+      case 2: chunk_step<2>(w, c, t, chunk_tables, first, sums); break;
+      case 1: chunk_step<1>(w, c, t, chunk_tables, first, sums); break;
+      default: break;
+    }
   }
 }
+
+// ---------------------------------------------------------------- GEMM
 
 // Stores (float)sums * scale for the logical rows of a 64-row tile starting at row0.
 inline void store_tile(const __m512i rows[4], float scale, size_t row0, size_t n_rows, float* y) {
@@ -168,62 +204,6 @@ inline void store_tile(const __m512i rows[4], float scale, size_t row0, size_t n
     _mm512_mask_storeu_ps(y + r, m, _mm512_mul_ps(_mm512_cvtepi32_ps(rows[j]), s));
   }
 }
-
-// Tiles swept per chunk: their int32 sums live in a small stack array while one
-// chunk's 8 KB of tables stays in L1.
-constexpr size_t kTileBatch = 32;
-// Tiles sharing one load of a group's table registers.
-constexpr int kTilesPerStep = 4;
-
-// Blocks prefetched ahead of the sweep: far enough to cover DRAM latency at
-// full bandwidth, near enough to stay in L1.
-constexpr size_t kPrefetchBlocks = 8;
-
-template <int kTiles>
-inline void chunk_step(const TernaryView& w, size_t c, size_t t, const uint8_t* ahead,
-                       const uint8_t* chunk_tables, TileAcc* acc) {
-  const uint8_t* blocks[kTiles];
-  for (int i = 0; i < kTiles; ++i) blocks[i] = w.block(c, t + i);
-  chunk_tiles<kTiles>(blocks, ahead, chunk_tables, acc);
-}
-
-void ternary_gemv_tiles(const TernaryView& w, const uint8_t* tables, float out_scale, float* y,
-                        size_t t0, size_t t1) {
-  TileAcc acc[kTileBatch];
-  for (size_t b0 = t0; b0 < t1; b0 += kTileBatch) {
-    const size_t n = std::min(kTileBatch, t1 - b0);
-    for (size_t i = 0; i < n; ++i)
-      for (auto& v : acc[i].v) v = _mm512_setzero_si512();
-    // The sweep visits (chunk, tile) in order; position p is block (p / n, b0 + p % n).
-    // Near the end of a chunk or of the matrix the prefetched addresses may lie
-    // outside the sweep (or the buffer): prefetches never fault, so that only
-    // costs a wasted line.
-    const size_t last = w.chunks() * n - 1;
-    const auto ahead = [&](size_t c, size_t i) {
-      const size_t p = std::min(c * n + i + kPrefetchBlocks, last);
-      return w.block(p / n, b0 + p % n);
-    };
-    for (size_t c = 0; c < w.chunks(); ++c) {
-      const uint8_t* chunk_tables = tables + c * kChunkTableBytes;
-      size_t i = 0;
-      for (; i + kTilesPerStep <= n; i += kTilesPerStep)
-        chunk_step<kTilesPerStep>(w, c, b0 + i, ahead(c, i), chunk_tables, acc + i);
-      switch (n - i) {
-        case 3: chunk_step<3>(w, c, b0 + i, ahead(c, i), chunk_tables, acc + i); break;
-        case 2: chunk_step<2>(w, c, b0 + i, ahead(c, i), chunk_tables, acc + i); break;
-        case 1: chunk_step<1>(w, c, b0 + i, ahead(c, i), chunk_tables, acc + i); break;
-        default: break;
-      }
-    }
-    for (size_t i = 0; i < n; ++i) {
-      __m512i rows[4];
-      restore_row_order(acc[i], rows);
-      store_tile(rows, out_scale, (b0 + i) * kRowTile, w.rows, y);
-    }
-  }
-}
-
-// ---------------------------------------------------------------- GEMM
 
 constexpr size_t kKStep = 4;                                   // columns per vpdpbusd lane
 constexpr size_t kStepsPerChunk = kChunkCols / kKStep;         // 32
@@ -361,7 +341,7 @@ void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, 
 void fill_avx512_ternary(KernelTable& k) {
   k.ternary_table_bytes_per_chunk = kChunkTableBytes;
   k.ternary_gemv_prepare = ternary_gemv_prepare;
-  k.ternary_gemv_tiles = ternary_gemv_tiles;
+  k.ternary_gemv_chunks = ternary_gemv_chunks;
   k.ternary_gemm_tiles = ternary_gemm_tiles;
 }
 
