@@ -47,6 +47,24 @@ describe('sampleToken', () => {
     for (let i = 0; i < 500; i++) seen.add(sampleToken(logitsOf([1, 4, 3.5, 3.9, 0]), [], s, rng));
     expect([...seen].sort()).toEqual([1, 3]);
   });
+  it('top-k over a large vocabulary keeps the k best, the lower id first among ties', () => {
+    const vocab = 5000;
+    const k = 12;
+    const rngFill = new Rng(3);
+    // Few distinct values, so the k-th place is shared by many tokens.
+    const values = Array.from({ length: vocab }, () => Math.floor(rngFill.next() * 40) / 4);
+    const expected = values
+      .map((v, id) => ({ v, id }))
+      .sort((a, b) => b.v - a.v || a.id - b.id)
+      .slice(0, k)
+      .map((e) => e.id)
+      .sort((a, b) => a - b);
+    const s = resolveSampling({ temperature: 100, topK: k, topP: 1, minP: 0 });
+    const rng = new Rng(11);
+    const seen = new Set<number>();
+    for (let i = 0; i < 3000; i++) seen.add(sampleToken(logitsOf(values), [], s, rng));
+    expect([...seen].sort((a, b) => a - b)).toEqual(expected);
+  });
   it('top-p keeps the smallest prefix reaching p', () => {
     // probabilities ~ [0.665, 0.245, 0.09]: p = 0.6 keeps only the first.
     const s = resolveSampling({ temperature: 1, topK: 0, topP: 0.6, minP: 0 });

@@ -125,17 +125,23 @@ function topKIndices(logits: Float32Array, k: number): number[] {
   if (k >= logits.length) {
     return Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
   }
-  // A sorted window of the best k seen so far; most tokens fail the first comparison.
-  const ids: number[] = [];
+  // A sorted window of the best k seen so far, in typed arrays: this loop runs
+  // over the whole vocabulary every step, and most tokens fail its first comparison.
+  const ids = new Int32Array(k);
+  const vals = new Float64Array(k);
+  let n = 0;
   for (let i = 0; i < logits.length; i++) {
     const v = logits[i];
-    if (ids.length === k && v <= logits[ids[k - 1]]) continue;
-    let pos = ids.length === k ? k - 1 : ids.length;
-    while (pos > 0 && logits[ids[pos - 1]] < v) pos--;
-    ids.splice(pos, ids.length === k ? 1 : 0, i);
-    if (ids.length > k) ids.pop();
+    if (n === k && v <= vals[k - 1]) continue;
+    let pos = n === k ? k - 1 : n++;
+    for (; pos > 0 && vals[pos - 1] < v; pos--) {
+      vals[pos] = vals[pos - 1];
+      ids[pos] = ids[pos - 1];
+    }
+    vals[pos] = v;
+    ids[pos] = i;
   }
-  return ids;
+  return Array.from(ids.subarray(0, n));
 }
 
 /**

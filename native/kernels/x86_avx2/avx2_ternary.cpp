@@ -129,7 +129,9 @@ inline void accumulate_block(const uint8_t* blk, const uint8_t* ahead, const uin
   }
 }
 
-// Blocks prefetched ahead: the sweep reads the weights in memory order.
+// Blocks prefetched ahead of the sweep, which reads the weights in memory
+// order. Near the end of a matrix the addresses may lie past it: prefetches
+// never fault.
 constexpr size_t kPrefetchBlocks = 8;
 
 void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums) {

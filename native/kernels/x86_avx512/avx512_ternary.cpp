@@ -150,8 +150,9 @@ inline void tile_rows(const TileSums& s, __m512i out[4]) {
 // Tiles sharing one load of a group's table registers.
 constexpr int kTilesPerStep = 4;
 
-// Blocks prefetched ahead: the sweep reads the weights in memory order, and
-// 16 KB ahead measured best (docs/kernels.md).
+// Blocks prefetched ahead of the sweep, which reads the weights in memory
+// order; other distances measured no better (docs/kernels.md). Near the end of
+// a matrix the addresses may lie past it: prefetches never fault.
 constexpr size_t kPrefetchBlocks = 8;
 
 // Chunk c of tiles [t, t + kTiles): sums = (first ? 0 : sums) + their dot products.
