@@ -18,7 +18,7 @@
 #include <vector>
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_avx512/avx512_intrinsics.h"
 #endif
 
 #include "bench_common.h"

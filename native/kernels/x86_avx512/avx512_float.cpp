@@ -4,23 +4,12 @@
 // row or head is computed on its own, so no result depends on how ops.cpp
 // slices the work.
 
-// GCC 12's AVX-512 headers build results from _mm512_undefined_*() and trip
-// -Wmaybe-uninitialized in every caller (GCC bug 105593, fixed in GCC 13).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
 #include <cmath>
 
 #include "../attention_simd.h"
 #include "../simd_math.h"
 #include "avx512.h"
+#include "avx512_intrinsics.h"
 
 namespace bitnet {
 namespace {

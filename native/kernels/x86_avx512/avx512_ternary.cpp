@@ -12,18 +12,11 @@
 // of vpdpbusd), then every token is multiplied against them; the +1 adds
 // sum_k q[k] per token, which is subtracted at the end.
 
-// GCC 12 warns about the deliberately undefined operands inside its own AVX-512
-// intrinsic headers (GCC bug 105593); the warnings say nothing about this file.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "avx512.h"
+#include "avx512_intrinsics.h"
 
 namespace bitnet {
 
