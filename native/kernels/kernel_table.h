@@ -34,14 +34,15 @@ struct KernelTable {
   // zero beyond the logical K) into tables + c * ternary_table_bytes_per_chunk.
   // tables is 64-byte aligned.
   void (*ternary_gemv_prepare)(const int8_t* q, size_t c0, size_t c1, uint8_t* tables);
-  // For chunks [c0, c1) (c0 < c1) of every row tile: sums[n] = sum of
-  // W[n][k] * q[k] over the columns k of those chunks, for all
-  // w.padded_rows() rows (padding rows get 0). sums is 64-byte aligned.
+  // For chunks [c0, c1) (c0 < c1) of every row tile: sums[n] = (accumulate ?
+  // sums[n] : 0) + sum of W[n][k] * q[k] over the columns k of those chunks,
+  // for all w.padded_rows() rows (padding rows get 0). sums is 64-byte aligned.
   // Splitting a GEMV by column chunks keeps each thread's weights one
   // contiguous run of memory (the layout is chunk-major); the caller adds the
-  // exact int32 partial sums of the pieces and scales them.
+  // exact int32 partial sums of the pieces and scales them. accumulate lets
+  // the caller walk a range one chunk at a time.
   void (*ternary_gemv_chunks)(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1,
-                              int32_t* sums);
+                              int32_t* sums, bool accumulate);
 
   // --- ternary GEMM (prefill): m tokens at once ------------------------------
   // q: m rows of w.padded_cols() int8 each, row stride q_stride (>= padded_cols),

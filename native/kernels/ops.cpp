@@ -63,10 +63,14 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   // Pieces are column-chunk ranges, one per thread: the layout is chunk-major,
   // so each thread streams one contiguous run of every matrix (split by row
   // tiles, each thread jumped from run to run: 59-67 % of the read bandwidth at
-  // 2 threads against 69-78 % now, docs/kernels.md). Each piece builds the lookup
+  // 2 threads against 69-78 % then, docs/kernels.md). Each piece builds the lookup
   // tables of its own chunks into its own buffer (no barrier, no tables from
   // the other core's cache) and writes exact int32 partial sums of every row;
-  // the sum over pieces is the same integer for any split.
+  // the sum over pieces is the same integer for any split. The first target
+  // is walked one chunk at a time, each chunk's tables built just before it:
+  // the build then runs while the weights prefetched by the previous chunk's
+  // walk arrive, instead of before the first load (built all at once first,
+  // they delayed a 2560x2560 call by ~2.5 us of ~40, docs/kernels.md).
   const size_t pieces = std::min(chunks, rt.pool->size());
   size_t rows = 0;  // padded rows of all targets, one after another
   for (size_t i = 0; i < n_targets; ++i) rows += targets[i].w.padded_rows();
@@ -79,11 +83,14 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   rt.pool->parallel_for(pieces, [&](size_t p, size_t) {
     const size_t c0 = chunks * p / pieces, c1 = chunks * (p + 1) / pieces;
     uint8_t* tab = buffer + p * table_bytes;
-    k.ternary_gemv_prepare(q, c0, c1, tab);
     int32_t* sums = piece_sums(p);
-    for (size_t i = 0; i < n_targets; ++i) {
-      k.ternary_gemv_chunks(targets[i].w, tab, c0, c1, sums);
-      sums += targets[i].w.padded_rows();
+    for (size_t c = c0; c < c1; ++c) {
+      k.ternary_gemv_prepare(q, c, c + 1, tab);
+      k.ternary_gemv_chunks(targets[0].w, tab, c, c + 1, sums, c > c0);
+    }
+    for (size_t i = 1; i < n_targets; ++i) {
+      sums += targets[i - 1].w.padded_rows();
+      k.ternary_gemv_chunks(targets[i].w, tab, c0, c1, sums, false);
     }
   }, 1);
   int32_t* total = piece_sums(0);

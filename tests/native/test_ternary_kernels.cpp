@@ -74,8 +74,10 @@ struct Tables {
 };
 
 // Exact int32 sums W q through one table, with prepare and the GEMV split at
-// chunk `cs` and the two partial sums added, as ops.cpp adds its pieces. Each
-// piece's buffer starts as garbage, which the kernel must overwrite.
+// chunk `cs` and the two partial sums added, as ops.cpp adds its pieces. The
+// first piece is walked one chunk at a time from a buffer of garbage, which the
+// first call must overwrite and the others add to; the second piece adds its
+// whole range at once to a known starting value.
 std::vector<int32_t> gemv(const KernelTable& k, const TernaryView& w, const int8_t* q, size_t cs) {
   Tables t(k, w.chunks());
   k.ternary_gemv_prepare(q, 0, cs, t.bytes.get());
@@ -83,11 +85,16 @@ std::vector<int32_t> gemv(const KernelTable& k, const TernaryView& w, const int8
   std::vector<int32_t> total(w.padded_rows(), 0);
   std::unique_ptr<int32_t, decltype(&std::free)> part(
       static_cast<int32_t*>(std::aligned_alloc(64, round_up(w.padded_rows() * sizeof(int32_t), 64))), &std::free);
-  for (const auto& range : {std::make_pair(size_t{0}, cs), std::make_pair(cs, w.chunks())}) {
-    if (range.first == range.second) continue;
-    std::fill(part.get(), part.get() + w.padded_rows(), 0x5A5A5A5A);
-    k.ternary_gemv_chunks(w, t.bytes.get(), range.first, range.second, part.get());
-    for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += part.get()[r];
+  int32_t* sums = part.get();
+  std::fill(sums, sums + w.padded_rows(), 0x5A5A5A5A);
+  for (size_t c = 0; c < cs; ++c) k.ternary_gemv_chunks(w, t.bytes.get(), c, c + 1, sums, c > 0);
+  if (cs > 0)
+    for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += sums[r];
+  constexpr int32_t kStart = -1234567;
+  std::fill(sums, sums + w.padded_rows(), kStart);
+  if (cs < w.chunks()) {
+    k.ternary_gemv_chunks(w, t.bytes.get(), cs, w.chunks(), sums, true);
+    for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += sums[r] - kStart;
   }
   return total;
 }

@@ -134,12 +134,13 @@ inline void accumulate_block(const uint8_t* blk, const uint8_t* ahead, const uin
 // never fault.
 constexpr size_t kPrefetchBlocks = 8;
 
-void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums) {
+void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
+                         bool accumulate) {
   for (size_t c = c0; c < c1; ++c)
     for (size_t t = 0; t < w.row_tiles(); ++t) {
       const uint8_t* blk = w.block(c, t);  // chunk c's blocks lie one after another, then chunk c + 1's
-      accumulate_block(blk, blk + kPrefetchBlocks * kBlockBytes, tables + c * kChunkTableBytes, c == c0,
-                       sums + t * kRowTile);
+      accumulate_block(blk, blk + kPrefetchBlocks * kBlockBytes, tables + c * kChunkTableBytes,
+                       c == c0 && !accumulate, sums + t * kRowTile);
     }
 }
 

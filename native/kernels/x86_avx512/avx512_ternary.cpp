@@ -168,12 +168,13 @@ inline void chunk_step(const TernaryView& w, size_t c, size_t t, const uint8_t* 
   }
 }
 
-void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums) {
+void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
+                         bool accumulate) {
   const size_t tiles = w.row_tiles();
   for (size_t c = c0; c < c1; ++c) {
     // Chunk c's blocks lie one after another, and chunk c + 1's follow them.
     const uint8_t* chunk_tables = tables + c * kChunkTableBytes;
-    const bool first = c == c0;
+    const bool first = c == c0 && !accumulate;
     size_t t = 0;
     for (; t + kTilesPerStep <= tiles; t += kTilesPerStep)
       chunk_step<kTilesPerStep>(w, c, t, chunk_tables, first, sums);
