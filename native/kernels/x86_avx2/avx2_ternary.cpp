@@ -15,9 +15,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "avx2.h"
+#include "tile_gemm.h"
 
 namespace bitnet {
 
@@ -252,19 +252,12 @@ constexpr int kTokenBlock = 4;  // 4 tokens x 2 row vectors = 8 accumulators of 
 
 void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, size_t m,
                         const float* out_scale, float* y, size_t y_stride, size_t t0, size_t t1) {
-  struct alignas(32) Line {
-    uint8_t bytes[32];
-  };
-  thread_local std::vector<Line> expanded;
-  thread_local std::vector<Line> sums_storage;  // m x 64 int32 sums of the current tile
-  thread_local std::vector<int32_t> qsum;
+  const GemmScratch scratch = gemm_scratch<32>(w, q, q_stride, m, kExpandedChunkBytes,
+                                                [](const int8_t* p, size_t n) { return sum_bytes(p, n); });
   const size_t chunks = w.chunks();
-  expanded.resize(chunks * kExpandedChunkBytes / sizeof(Line));
-  sums_storage.resize(m * kRowTile * sizeof(int32_t) / sizeof(Line));
-  qsum.resize(m);
-  for (size_t i = 0; i < m; ++i) qsum[i] = sum_bytes(q + i * q_stride, w.padded_cols());
-  uint8_t* buf = reinterpret_cast<uint8_t*>(expanded.data());
-  int32_t* sums = reinterpret_cast<int32_t*>(sums_storage.data());
+  uint8_t* buf = scratch.expanded;
+  int32_t* sums = scratch.sums;
+  const int32_t* qsum = scratch.qsum;
   for (size_t tile = t0; tile < t1; ++tile) {
     expand_tile(w, tile, buf);
     std::fill(sums, sums + m * kRowTile, 0);
@@ -272,15 +265,9 @@ void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, 
     for (size_t c = 0; c < chunks; ++c) {
       const uint8_t* wk = buf + c * kExpandedChunkBytes;
       const int8_t* qc = q + c * kChunkCols;
-      size_t i = 0;
-      for (; i + kTokenBlock <= m; i += kTokenBlock)
-        tokens_times_chunk<kTokenBlock>(wk, qc + i * q_stride, q_stride, sums + i * kRowTile);
-      switch (m - i) {
-        case 3: tokens_times_chunk<3>(wk, qc + i * q_stride, q_stride, sums + i * kRowTile); break;
-        case 2: tokens_times_chunk<2>(wk, qc + i * q_stride, q_stride, sums + i * kRowTile); break;
-        case 1: tokens_times_chunk<1>(wk, qc + i * q_stride, q_stride, sums + i * kRowTile); break;
-        default: break;
-      }
+      for_token_blocks<kTokenBlock>(m, [&](auto tokens, size_t i) {
+        tokens_times_chunk<decltype(tokens)::value>(wk, qc + i * q_stride, q_stride, sums + i * kRowTile);
+      });
     }
     for (size_t i = 0; i < m; ++i) {
       int32_t* row_sums = sums + i * kRowTile;

@@ -13,10 +13,10 @@
 // sum_k q[k] per token, which is subtracted at the end.
 
 #include <algorithm>
-#include <vector>
 
 #include "avx512.h"
 #include "avx512_intrinsics.h"
+#include "../x86_avx2/tile_gemm.h"
 
 namespace bitnet {
 
@@ -291,19 +291,12 @@ constexpr size_t kChunksPerPass = 2;
 
 void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, size_t m,
                         const float* out_scale, float* y, size_t y_stride, size_t t0, size_t t1) {
-  struct alignas(64) Line {
-    uint8_t bytes[64];
-  };
-  thread_local std::vector<Line> expanded;
-  thread_local std::vector<Line> sums_storage;  // m x 64 int32 sums of the current tile
-  thread_local std::vector<int32_t> qsum;
+  const GemmScratch scratch = gemm_scratch<64>(w, q, q_stride, m, kExpandedChunkBytes,
+                                                [](const int8_t* p, size_t n) { return sum_bytes(p, n); });
   const size_t chunks = w.chunks();
-  expanded.resize(chunks * kExpandedChunkBytes / sizeof(Line));
-  sums_storage.resize(m * kRowTile * sizeof(int32_t) / sizeof(Line));
-  qsum.resize(m);
-  for (size_t i = 0; i < m; ++i) qsum[i] = sum_bytes(q + i * q_stride, w.padded_cols());
-  uint8_t* buf = reinterpret_cast<uint8_t*>(expanded.data());
-  int32_t* sums = reinterpret_cast<int32_t*>(sums_storage.data());
+  uint8_t* buf = scratch.expanded;
+  int32_t* sums = scratch.sums;
+  const int32_t* qsum = scratch.qsum;
   for (size_t tile = t0; tile < t1; ++tile) {
     expand_tile(w, tile, buf);
     std::fill(sums, sums + m * kRowTile, 0);
@@ -311,15 +304,9 @@ void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, 
       const size_t steps = std::min(kChunksPerPass, chunks - c) * kStepsPerChunk;
       const uint8_t* wk = buf + c * kExpandedChunkBytes;
       const int8_t* qc = q + c * kChunkCols;
-      size_t i = 0;
-      for (; i + kTokenBlock <= m; i += kTokenBlock)
-        tokens_times_steps<kTokenBlock>(wk, steps, qc + i * q_stride, q_stride, sums + i * kRowTile);
-      switch (m - i) {
-        case 3: tokens_times_steps<3>(wk, steps, qc + i * q_stride, q_stride, sums + i * kRowTile); break;
-        case 2: tokens_times_steps<2>(wk, steps, qc + i * q_stride, q_stride, sums + i * kRowTile); break;
-        case 1: tokens_times_steps<1>(wk, steps, qc + i * q_stride, q_stride, sums + i * kRowTile); break;
-        default: break;
-      }
+      for_token_blocks<kTokenBlock>(m, [&](auto tokens, size_t i) {
+        tokens_times_steps<decltype(tokens)::value>(wk, steps, qc + i * q_stride, q_stride, sums + i * kRowTile);
+      });
     }
     for (size_t i = 0; i < m; ++i) {
       const __m512i bias = _mm512_set1_epi32(qsum[i]);
