@@ -113,11 +113,12 @@ void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0,
   const int8_t* q = reinterpret_cast<const int8_t*>(tables);
   alignas(16) int8_t expanded[kExpandedChunkBytes];
   for (size_t c = c0; c < c1; ++c) {
+    const bool first = c == c0 && !accumulate;
     for (size_t t = 0; t < w.row_tiles(); ++t) {
       expand_block(w.block(c, t), expanded);
       int32_t* dst = sums + t * kRowTile;
       int32x4_t acc[kRowQuads];
-      for (size_t r = 0; r < kRowQuads; ++r) acc[r] = c == c0 && !accumulate ? vdupq_n_s32(0) : vld1q_s32(dst + 4 * r);
+      for (size_t r = 0; r < kRowQuads; ++r) acc[r] = first ? vdupq_n_s32(0) : vld1q_s32(dst + 4 * r);
       dot_steps(expanded, kStepsPerChunk, q + c * kChunkCols, acc);
       for (size_t r = 0; r < kRowQuads; ++r) vst1q_s32(dst + 4 * r, acc[r]);
     }
