@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { BitplaneTensorInput, BitplaneTensorEntry, int8HeadCols, LM_HEAD_INT8, LM_HEAD_Q4, LM_HEAD_Q4_ROW_SCALE, LM_HEAD_ROW_SCALE, packedPlaneBytes, q4HeadCols, readBitplaneHeader, TOKENIZER_BLOB, TOKENIZER_CONFIG_BLOB, verifyBitplaneChecksums, writeBitplaneFile } from '../src/formats/bitplane-file';
+import { BITPLANE_VERSION, BitplaneTensorInput, BitplaneTensorEntry, int8HeadCols, LM_HEAD_INT8, LM_HEAD_Q4, LM_HEAD_Q4_ROW_SCALE, LM_HEAD_ROW_SCALE, packedPlaneBytes, q4HeadCols, readBitplaneHeader, TOKENIZER_BLOB, TOKENIZER_CONFIG_BLOB, verifyBitplaneChecksums, writeBitplaneFile } from '../src/formats/bitplane-file';
 import { modelTensors, presetConfig } from '../src/model/architecture';
 import { Prng } from '../src/synth/prng';
 import { BITNET_CHAT_TEMPLATE, syntheticTokenizerJson } from '../src/synth/tokenizer';
@@ -65,7 +65,9 @@ test('a flipped data byte fails the checksum, naming the tensor', () => {
 
 test.each([
   ['bad magic', (b: Buffer) => b.write('XX', 0), /bad magic/],
-  ['future version', (b: Buffer) => b.writeUInt32LE(2, 8), /unsupported bit-plane file version 2/],
+  ['future version', (b: Buffer) => b.writeUInt32LE(BITPLANE_VERSION + 1, 8), new RegExp(`unsupported bit-plane file version ${BITPLANE_VERSION + 1}`)],
+  // Version 1 stored one block per row tile, before tiles were interleaved in quads.
+  ['version 1', (b: Buffer) => b.writeUInt32LE(1, 8), /unsupported bit-plane file version 1 .*re-convert the model/],
   ['corrupt index', (b: Buffer) => (b[b.length - 3] ^= 1), /index checksum mismatch/],
   ['index offset past the end', (b: Buffer) => b.writeBigUInt64LE(2n ** 60n, 16), /does not end the .*-byte file/],
 ] as const)('%s is rejected', (label, edit, pattern) => {

@@ -184,17 +184,19 @@ describe('TernaryMatrix', () => {
 
   test('invalid planes name the row and column of the first bad weight', () => {
     const planes = packTernary(values, rows, cols);
-    // Row 5, column 10: chunk 0, tile 0, group 1, bit 2 in both planes.
-    planes[1 * 128 + 5] |= 1 << 2;
-    planes[1 * 128 + 64 + 5] |= 1 << 2;
+    // Row 5, column 10: chunk 0, tile 0 of a 2-tile quad, group 1 (at (1 * 2 + 0) * 128), bit 2
+    // in both planes.
+    planes[(1 * 2 + 0) * 128 + 5] |= 1 << 2;
+    planes[(1 * 2 + 0) * 128 + 64 + 5] |= 1 << 2;
     expectError(() => new TernaryMatrix(planes, rows, cols, 1), 'RangeError',
       'TernaryMatrix: planes holds an invalid weight at row 5, column 10 (both plane bits set)');
   });
 
   test('a set bit in the padding rows is refused with its position', () => {
     const planes = packTernary(values, rows, cols);
-    // Row 100 of a 70-row matrix: chunk 0, tile 1 (rows 64..127), group 0, byte 36, bit 0.
-    planes[1 * 2048 + 36] |= 1;
+    // Row 100 of a 70-row matrix: chunk 0, tile 1 (rows 64..127) of a 2-tile quad, group 0
+    // (at (0 * 2 + 1) * 128), byte 36, bit 0.
+    planes[(0 * 2 + 1) * 128 + 36] |= 1;
     expectError(() => new TernaryMatrix(planes, rows, cols, 1), 'RangeError',
       'TernaryMatrix: planes holds an invalid weight at row 100, column 0 (a nonzero bit in the padding)');
   });

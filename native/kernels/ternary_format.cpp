@@ -13,8 +13,7 @@ struct BitPos {
 inline BitPos locate(const TernaryView& v, size_t row, size_t col) {
   const size_t chunk = col / kChunkCols, tile = row / kRowTile;
   const size_t group = (col % kChunkCols) / kGroupCols;
-  const size_t off = (chunk * v.row_tiles() + tile) * kBlockBytes + group * kGroupBytes +
-                     row % kRowTile;
+  const size_t off = static_cast<size_t>(v.block(chunk, tile).group(group) - v.planes) + row % kRowTile;
   return {off, static_cast<unsigned>(col % kGroupCols)};
 }
 }  // namespace
@@ -49,10 +48,10 @@ namespace {
 
 // The first invalid weight of one block, checked byte by byte.
 InvalidWeight scan_block(const TernaryView& v, size_t chunk, size_t tile) {
-  const uint8_t* blk = v.block(chunk, tile);
+  const BlockPlanes blk = v.block(chunk, tile);
   for (size_t g = 0; g < kChunkGroups; ++g) {
     for (size_t r = 0; r < kRowTile; ++r) {
-      const uint8_t b0 = blk[g * kGroupBytes + r], b1 = blk[g * kGroupBytes + kPlaneBytes + r];
+      const uint8_t b0 = blk.group(g)[r], b1 = blk.group(g)[kPlaneBytes + r];
       const size_t row = tile * kRowTile + r, col0 = chunk * kChunkCols + g * kGroupCols;
       // Columns of this byte that lie in the padding must be zero in both planes.
       unsigned pad_mask = 0;
@@ -73,13 +72,13 @@ InvalidWeight scan_block(const TernaryView& v, size_t chunk, size_t tile) {
 // Whether any weight of an interior block (no padding) has both plane bits set:
 // a word-wide AND that the compiler vectorizes, so validating a 2B model at
 // load time costs about one read of its planes.
-bool block_has_overlap(const uint8_t* blk) {
+bool block_has_overlap(const BlockPlanes& blk) {
   uint64_t overlap = 0;
   for (size_t g = 0; g < kChunkGroups; ++g) {
     for (size_t i = 0; i < kPlaneBytes; i += 8) {
       uint64_t plus, minus;
-      std::memcpy(&plus, blk + g * kGroupBytes + i, 8);
-      std::memcpy(&minus, blk + g * kGroupBytes + kPlaneBytes + i, 8);
+      std::memcpy(&plus, blk.group(g) + i, 8);
+      std::memcpy(&minus, blk.group(g) + kPlaneBytes + i, 8);
       overlap |= plus & minus;
     }
   }

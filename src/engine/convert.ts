@@ -36,7 +36,7 @@ import { Tokenizer } from '../tokenizer/tokenizer';
 import type { HfTokenizerConfig, HfTokenizerJson } from '../tokenizer/tokenizer';
 
 /** Bumped whenever the converter's output bytes change, so cached conversions are redone. */
-export const CONVERTER_VERSION = 2;
+export const CONVERTER_VERSION = 3;
 
 /**
  * How the LM head is stored: 'q4' = per-row 4-bit rows that decode ranks the vocabulary with plus

@@ -26,7 +26,7 @@ import { readExactly, TensorBytes, writeAll } from './file-io';
 /** File magic (8 bytes). */
 export const BITPLANE_MAGIC = 'BNPLANE\0';
 /** Current format version; readers refuse other versions. */
-export const BITPLANE_VERSION = 1;
+export const BITPLANE_VERSION = 2;
 /** Alignment of every tensor's first byte, and size of the fixed prefix. */
 export const BITPLANE_ALIGNMENT = 64;
 /** Largest index accepted (the 2B4T index is a few tens of KB). */

@@ -47,20 +47,29 @@ TEST_CASE(packed_size_is_two_bits_per_padded_weight) {
 }
 
 TEST_CASE(bit_positions_follow_the_documented_layout) {
-  // W[70][135] = +1, W[3][9] = -1 in a 130 x 300 matrix (3 row tiles, 3 chunks).
+  // W[70][135] = +1, W[3][9] = -1 in a 130 x 300 matrix (3 row tiles: one quad
+  // of 3 tiles per chunk; 3 chunks). Offsets spelled out from docs/weight-format.md:
+  // chunk c starts at c * row_tiles * 2048; in a quad of n tiles, group g of its
+  // tile i starts (g * n + i) * 128 bytes after the quad, bit1 64 bytes later.
   std::vector<int8_t> w(130 * 300, 0);
   w[70 * 300 + 135] = 1;
   w[3 * 300 + 9] = -1;
   Packed p = pack(w, 130, 300);
   // (70, 135): chunk 1, tile 1, group (135-128)/8 = 0, row 70-64 = 6, bit 7, plane bit0.
-  const size_t plus = (1 * 3 + 1) * kBlockBytes + 0 * kGroupBytes + 6;
-  CHECK_EQ(int{p.bytes[plus]}, 0x80);
+  CHECK_EQ(int{p.bytes[1 * 3 * 2048 + (0 * 3 + 1) * 128 + 6]}, 0x80);
   // (3, 9): chunk 0, tile 0, group 1, row 3, bit 1, plane bit1.
-  const size_t minus = 0 * kBlockBytes + 1 * kGroupBytes + kPlaneBytes + 3;
-  CHECK_EQ(int{p.bytes[minus]}, 0x02);
+  CHECK_EQ(int{p.bytes[(1 * 3 + 0) * 128 + 64 + 3]}, 0x02);
   size_t set = 0;
   for (uint8_t b : p.bytes) set += __builtin_popcount(b);
   CHECK_EQ(set, size_t{2});
+
+  // 5 row tiles: a full quad, then a quad of one tile.
+  std::vector<int8_t> v(320 * 128, 0);
+  v[130 * 128 + 10] = 1;   // tile 2 (quad 0, n = 4), group 1, row 2, bit 2
+  v[300 * 128 + 10] = -1;  // tile 4 (quad 1, n = 1), group 1, row 44, bit 2, plane bit1
+  Packed q = pack(v, 320, 128);
+  CHECK_EQ(int{q.bytes[(1 * 4 + 2) * 128 + 2]}, 0x04);
+  CHECK_EQ(int{q.bytes[4 * 2048 + (1 * 1 + 0) * 128 + 64 + 44]}, 0x04);
 }
 
 TEST_CASE(rejects_values_outside_minus_one_to_one) {
@@ -99,8 +108,9 @@ TEST_CASE(finds_both_bits_set_inside_a_full_block) {
   std::vector<int8_t> w(128 * 256, 1);
   Packed p = pack(w, 128, 256);
   CHECK(!find_invalid_ternary(p.view).found);
-  // (100, 200): chunk 1, tile 1, group (200-128)/8 = 9, row 36, bit 0; set the minus bit too.
-  p.bytes[(1 * 2 + 1) * kBlockBytes + 9 * kGroupBytes + kPlaneBytes + 36] |= 0x01;
+  // (100, 200): chunk 1, tile 1 of a 2-tile quad, group (200-128)/8 = 9, row 36, bit 0;
+  // set the minus bit too.
+  p.bytes[1 * 2 * kBlockBytes + (9 * 2 + 1) * kGroupBytes + kPlaneBytes + 36] |= 0x01;
   const InvalidWeight bad = find_invalid_ternary(p.view);
   CHECK(bad.found);
   CHECK_EQ(bad.row, size_t{100});

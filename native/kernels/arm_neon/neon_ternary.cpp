@@ -22,7 +22,7 @@ constexpr size_t kExpandedChunkBytes = kChunkCols * kRowTile;  // 8 KB
 
 // Expands one block (one tile, one chunk) to int8 w: 16 bytes = 4 rows x 4
 // columns for 4-column step s and row quad r at s * 256 + r * 16.
-void expand_block(const uint8_t* blk, int8_t* dst) {
+void expand_block(const BlockPlanes& blk, int8_t* dst) {
   // Byte l of a quad is row l / 4 of the quad and column l % 4 of the step.
   static const uint8_t kReplicate[4][16] = {
       {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
@@ -34,8 +34,8 @@ void expand_block(const uint8_t* blk, int8_t* dst) {
   const uint8x16_t bits[2] = {vld1q_u8(kBits[0]), vld1q_u8(kBits[1])};
   for (size_t g = 0; g < kChunkGroups; ++g) {
     for (size_t slice = 0; slice < kRowTile / 16; ++slice) {
-      const uint8x16_t plus = vld1q_u8(blk + g * kGroupBytes + 16 * slice);
-      const uint8x16_t minus = vld1q_u8(blk + g * kGroupBytes + kPlaneBytes + 16 * slice);
+      const uint8x16_t plus = vld1q_u8(blk.group(g) + 16 * slice);
+      const uint8x16_t minus = vld1q_u8(blk.group(g) + kPlaneBytes + 16 * slice);
       for (size_t j = 0; j < 4; ++j) {
         const uint8x16_t rep = vld1q_u8(kReplicate[j]);
         const uint8x16_t p = vqtbl1q_u8(plus, rep), m = vqtbl1q_u8(minus, rep);

@@ -73,9 +73,9 @@ void ternary_gemv_prepare(const int8_t* q, size_t c0, size_t c1, uint8_t* tables
 }
 
 // acc[r] += sum_k W[r][k] * q[k] over one block (one tile, one chunk) for every row r of the tile.
-void block_dots(const uint8_t* blk, const int8_t* q, int32_t* acc) {
+void block_dots(const BlockPlanes& blk, const int8_t* q, int32_t* acc) {
   for (size_t g = 0; g < kChunkGroups; ++g) {
-    const uint8_t* plus = blk + g * kGroupBytes;
+    const uint8_t* plus = blk.group(g);
     const uint8_t* minus = plus + kPlaneBytes;
     for (size_t r = 0; r < kRowTile; ++r) {
       for (unsigned i = 0; i < kGroupCols; ++i) {

@@ -102,16 +102,16 @@ inline void accumulate_half(const GroupTable& t, const uint8_t* plus, const uint
 }
 
 // The tile's 64 int32 sums, in row order, = (first ? 0 : sums) + one block's
-// (one tile, one chunk) dot products, prefetching the block `ahead`.
-inline void accumulate_block(const uint8_t* blk, const uint8_t* ahead, const uint8_t* chunk_tables,
-                             bool first, int32_t* acc) {
+// (one tile, one chunk) dot products, prefetching the 2 KB at `ahead`.
+inline void accumulate_block(const BlockPlanes& blk, const uint8_t* ahead, const uint8_t* chunk_tables, bool first,
+                             int32_t* acc) {
   HalfSums s[2];
   for (auto& h : s) h.a = h.b = _mm256_setzero_si256();
   for (size_t g = 0; g < kChunkGroups; ++g) {
     _mm_prefetch(reinterpret_cast<const char*>(ahead + g * kGroupBytes), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(ahead + g * kGroupBytes + 64), _MM_HINT_T0);
     const GroupTable t(chunk_tables + g * kGroupTableBytes);
-    const uint8_t* planes = blk + g * kGroupBytes;
+    const uint8_t* planes = blk.group(g);
     for (size_t h = 0; h < 2; ++h) accumulate_half(t, planes + 32 * h, planes + kPlaneBytes + 32 * h, s[h]);
   }
   for (size_t h = 0; h < 2; ++h) {
@@ -129,19 +129,21 @@ inline void accumulate_block(const uint8_t* blk, const uint8_t* ahead, const uin
   }
 }
 
-// Blocks prefetched ahead of the sweep, which reads the weights in memory
-// order. Near the end of a matrix the addresses may lie past it: prefetches
-// never fault.
-constexpr size_t kPrefetchBlocks = 8;
+// Bytes prefetched ahead. Tile by tile, the sweep reads a quad's interleaved
+// groups out of memory order, so each tile prefetches its 2 KB share of the
+// chunk's bytes in memory order instead: the prefetches run forward through
+// memory, 8 blocks ahead of the sweep. Near the end of a matrix the addresses
+// may lie past it: prefetches never fault.
+constexpr size_t kPrefetchBytes = 8 * kBlockBytes;
 
 void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
                          bool accumulate) {
-  for (size_t c = c0; c < c1; ++c)
-    for (size_t t = 0; t < w.row_tiles(); ++t) {
-      const uint8_t* blk = w.block(c, t);  // chunk c's blocks lie one after another, then chunk c + 1's
-      accumulate_block(blk, blk + kPrefetchBlocks * kBlockBytes, tables + c * kChunkTableBytes,
+  for (size_t c = c0; c < c1; ++c) {
+    const uint8_t* chunk = w.quad(c, 0);
+    for (size_t t = 0; t < w.row_tiles(); ++t)
+      accumulate_block(w.block(c, t), chunk + t * kBlockBytes + kPrefetchBytes, tables + c * kChunkTableBytes,
                        c == c0 && !accumulate, sums + t * kRowTile);
-    }
+  }
 }
 
 // ---------------------------------------------------------------- GEMM
@@ -179,14 +181,14 @@ void expand_tile(const TernaryView& w, size_t tile, uint8_t* out) {
   } pat;
   const __m256i one = _mm256_set1_epi8(1);
   for (size_t c = 0; c < w.chunks(); ++c) {
-    const uint8_t* blk = w.block(c, tile);
+    const BlockPlanes blk = w.block(c, tile);
     uint8_t* dst = out + c * kExpandedChunkBytes;
     for (size_t g = 0; g < kChunkGroups; ++g) {
       for (size_t r = 0; r < kRowVecs; ++r) {
         const size_t slice = 16 * (r / 2);
         const __m256i rep = _mm256_load_si256(reinterpret_cast<const __m256i*>(pat.replicate[r % 2]));
         const auto rows = [&](size_t plane) {
-          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + g * kGroupBytes + plane + slice));
+          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.group(g) + plane + slice));
           return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(v), rep);
         };
         const __m256i plus = rows(0), minus = rows(kPlaneBytes);

@@ -1,12 +1,15 @@
 // AVX-512 ternary kernels (needs BW, VBMI, VNNI). docs/kernels.md explains the
 // designs and their measured speeds.
 //
-// GEMV: a plane byte holds 8 weights of one row, so it indexes a 256-entry
-// table of partial sums of the 8 matching activations. Each group's table is
-// stored as 256 low bytes then 256 high bytes of the int16 sums; vpermi2b looks
-// up 64 rows at once (two 128-entry halves picked by the index's top bit).
-// Sums stay int16 within a 128-column chunk (exact: |sum| <= 128 * 128) and
-// are widened to int32 per chunk.
+// GEMV: a plane byte holds 8 weights of one row. Each activation is split as
+// q = 16 qh + ql (ql in [0, 15], qh in [-8, 7]) so that a sum of up to 8 of
+// either part fits a byte. The byte's bits 0-6 index 128-entry byte tables of
+// ql sums and qh sums (vpermi2b: 64 rows at once; it ignores bit 7), column 7
+// is added under the byte's top-bit mask, and the plus-minus differences dl,
+// dh (in [-120, 120]) become dl + 16 dh per row with one vpmaddubsw. Sums stay
+// int16 within a 128-column chunk (exact: |sum| <= 128 * 128) and are widened
+// to int32 per chunk. A chunk's tiles are read quad by quad, group by group:
+// in memory order (ternary_format.h).
 //
 // GEMM: one tile's blocks are expanded to int8 (w + 1, so the unsigned operand
 // of vpdpbusd), then every token is multiplied against them; the +1 adds
@@ -22,42 +25,44 @@ namespace bitnet {
 
 namespace {
 
-constexpr size_t kTableHalf = 256;                       // bytes of the low (or high) byte table
-constexpr size_t kGroupTableBytes = 2 * kTableHalf;      // one group: low bytes, then high bytes
-constexpr size_t kChunkTableBytes = kChunkGroups * kGroupTableBytes;  // 8 KB: stays in L1
+// A group's tables: 128-entry tables of ql sums ([0, 105]) and of qh sums
+// ([-56, 49]) over columns 0-6 (bit i of the index = column i), then column
+// 7's ql and qh, each in all 64 bytes of a vector.
+constexpr size_t kTableBytes = 128;
+constexpr size_t kGroupTableBytes = 2 * kTableBytes + 2 * 64;
+constexpr size_t kChunkTableBytes = kChunkGroups * kGroupTableBytes;  // 6 KB: stays in L1
 
 // ---------------------------------------------------------------- GEMV tables
 
-// Builds one group's table T[b] = sum_{i: bit i of b} q[i] from 8 activations.
+// Byte i of every 8-byte lane of v, in all 64 bytes (v repeats one 8-byte lane).
+inline __m512i broadcast_byte(__m512i v, int i) {
+  return _mm512_shuffle_epi8(v, _mm512_set1_epi8(static_cast<char>(i)));
+}
+
+// Builds one group's tables from 8 activations.
 inline void build_group_table(const int8_t* q, uint8_t* out) {
-  // L[i] (i < 16) sums the activations of the low nibble's bits, H[i] those of
-  // the high nibble; both are replicated in lanes 0-15 and 16-31.
-  static const __mmask32 kNibbleBit[4] = {0xAAAAAAAAu, 0xCCCCCCCCu, 0xF0F0F0F0u, 0xFF00FF00u};
+  // Bit j of kColumnBit[i] is bit i of j: the entries of the first 64 that include column i.
+  static const __mmask64 kColumnBit[6] = {0xAAAAAAAAAAAAAAAAull, 0xCCCCCCCCCCCCCCCCull, 0xF0F0F0F0F0F0F0F0ull,
+                                          0xFF00FF00FF00FF00ull, 0xFFFF0000FFFF0000ull, 0xFFFFFFFF00000000ull};
+  int64_t q8;
+  __builtin_memcpy(&q8, q, 8);
+  const __m512i v = _mm512_set1_epi64(q8), nibble = _mm512_set1_epi8(15);
+  const __m512i ql = _mm512_and_si512(v, nibble);
+  // (q + 128) >> 4 = qh + 8, per byte.
+  const __m512i qh = _mm512_sub_epi8(
+      _mm512_and_si512(_mm512_srli_epi16(_mm512_xor_si512(v, _mm512_set1_epi8(-128)), 4), nibble),
+      _mm512_set1_epi8(8));
   __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-  for (int j = 0; j < 4; ++j) {
-    lo = _mm512_mask_add_epi16(lo, kNibbleBit[j], lo, _mm512_set1_epi16(q[j]));
-    hi = _mm512_mask_add_epi16(hi, kNibbleBit[j], hi, _mm512_set1_epi16(q[4 + j]));
+  for (int i = 0; i < 6; ++i) {
+    lo = _mm512_mask_add_epi8(lo, kColumnBit[i], lo, broadcast_byte(ql, i));
+    hi = _mm512_mask_add_epi8(hi, kColumnBit[i], hi, broadcast_byte(qh, i));
   }
-  // Entries 32v + i: L[i % 16] + H[2v + i / 16].
-  __m512i entries[8];
-  for (int v = 0; v < 8; ++v) {
-    const __m512i hi_index = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16(2 * v),
-                                                     _mm512_set1_epi16(2 * v + 1));
-    entries[v] = _mm512_add_epi16(lo, _mm512_permutexvar_epi16(hi_index, hi));
-  }
-  // Split the int16 entries into their low bytes and high bytes.
-  alignas(64) static const struct ByteIndex {
-    uint8_t even[64], odd[64];
-    ByteIndex() {
-      for (int i = 0; i < 64; ++i) even[i] = static_cast<uint8_t>(2 * i), odd[i] = static_cast<uint8_t>(2 * i + 1);
-    }
-  } idx;
-  const __m512i even = _mm512_load_si512(idx.even), odd = _mm512_load_si512(idx.odd);
-  for (int u = 0; u < 4; ++u) {
-    _mm512_store_si512(out + 64 * u, _mm512_permutex2var_epi8(entries[2 * u], even, entries[2 * u + 1]));
-    _mm512_store_si512(out + kTableHalf + 64 * u,
-                       _mm512_permutex2var_epi8(entries[2 * u], odd, entries[2 * u + 1]));
-  }
+  _mm512_store_si512(out, lo);
+  _mm512_store_si512(out + 64, _mm512_add_epi8(lo, broadcast_byte(ql, 6)));
+  _mm512_store_si512(out + 128, hi);
+  _mm512_store_si512(out + 192, _mm512_add_epi8(hi, broadcast_byte(qh, 6)));
+  _mm512_store_si512(out + 256, broadcast_byte(ql, 7));
+  _mm512_store_si512(out + 320, broadcast_byte(qh, 7));
 }
 
 void ternary_gemv_prepare(const int8_t* q, size_t c0, size_t c1, uint8_t* tables) {
@@ -69,20 +74,14 @@ void ternary_gemv_prepare(const int8_t* q, size_t c0, size_t c1, uint8_t* tables
 
 // ---------------------------------------------------------------- GEMV tiles
 
-// One group's table in registers: low bytes of entries [0,64) ... [192,256), then high bytes.
+// One group's tables in registers.
 struct GroupTable {
-  __m512i lo[4], hi[4];
-  explicit GroupTable(const uint8_t* t) {
-    for (int i = 0; i < 4; ++i) {
-      lo[i] = _mm512_load_si512(t + 64 * i);
-      hi[i] = _mm512_load_si512(t + kTableHalf + 64 * i);
-    }
-  }
-  // 256-entry byte lookup of 64 indices: two 128-entry lookups, picked by bit 7.
-  static __m512i lookup(const __m512i* t, __m512i index, __mmask64 top) {
-    return _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(t[0], index, t[1]),
-                                  _mm512_permutex2var_epi8(t[2], index, t[3]));
-  }
+  __m512i lo[2], hi[2], lo7, hi7;
+  explicit GroupTable(const uint8_t* t)
+      : lo{_mm512_load_si512(t), _mm512_load_si512(t + 64)},
+        hi{_mm512_load_si512(t + 128), _mm512_load_si512(t + 192)},
+        lo7(_mm512_load_si512(t + 256)),
+        hi7(_mm512_load_si512(t + 320)) {}
 };
 
 // int16 sums of one tile in unpack order: a holds rows 16L+0..7 of each 128-bit
@@ -91,37 +90,44 @@ struct TileSums {
   __m512i a, b;
 };
 
-// sums += (+1 or -1) * T[plane byte] for the 64 rows of one plane.
-template <bool kAdd>
-inline void accumulate_plane(const GroupTable& t, const uint8_t* plane, TileSums& s) {
-  const __m512i index = _mm512_loadu_si512(plane);
-  const __mmask64 top = _mm512_movepi8_mask(index);
-  const __m512i lo = GroupTable::lookup(t.lo, index, top);
-  const __m512i hi = GroupTable::lookup(t.hi, index, top);
-  const __m512i a = _mm512_unpacklo_epi8(lo, hi), b = _mm512_unpackhi_epi8(lo, hi);
-  if (kAdd) {
-    s.a = _mm512_add_epi16(s.a, a);
-    s.b = _mm512_add_epi16(s.b, b);
-  } else {
-    s.a = _mm512_sub_epi16(s.a, a);
-    s.b = _mm512_sub_epi16(s.b, b);
-  }
+// sums += sum over the group's 8 columns of (bit0 - bit1) * q for the 64 rows of one tile.
+inline void accumulate_group(const GroupTable& t, const uint8_t* planes, __m512i weights, TileSums& s) {
+  const __m512i plus = _mm512_loadu_si512(planes), minus = _mm512_loadu_si512(planes + kPlaneBytes);
+  const __mmask64 plus7 = _mm512_movepi8_mask(plus), minus7 = _mm512_movepi8_mask(minus);
+  // Byte arithmetic wraps, and the final differences lie in [-120, 120].
+  __m512i dl = _mm512_sub_epi8(_mm512_permutex2var_epi8(t.lo[0], plus, t.lo[1]),
+                               _mm512_permutex2var_epi8(t.lo[0], minus, t.lo[1]));
+  __m512i dh = _mm512_sub_epi8(_mm512_permutex2var_epi8(t.hi[0], plus, t.hi[1]),
+                               _mm512_permutex2var_epi8(t.hi[0], minus, t.hi[1]));
+  // Column 7: the planes' top bits.
+  dl = _mm512_mask_add_epi8(dl, plus7, dl, t.lo7);
+  dl = _mm512_mask_sub_epi8(dl, minus7, dl, t.lo7);
+  dh = _mm512_mask_add_epi8(dh, plus7, dh, t.hi7);
+  dh = _mm512_mask_sub_epi8(dh, minus7, dh, t.hi7);
+  // (dl, dh) byte pairs; vpmaddubsw with (1, 16) gives dl + 16 dh per row.
+  s.a = _mm512_add_epi16(s.a, _mm512_maddubs_epi16(weights, _mm512_unpacklo_epi8(dl, dh)));
+  s.b = _mm512_add_epi16(s.b, _mm512_maddubs_epi16(weights, _mm512_unpackhi_epi8(dl, dh)));
 }
 
-// Sums of one chunk for kTiles consecutive tiles (blocks[i] = block of tile i),
-// prefetching the kTiles blocks at `ahead`.
+// Bytes prefetched ahead of the plane being read, in the GEMV's memory-order
+// sweep; other distances measured no better (docs/kernels.md). Near the end of
+// a matrix the addresses may lie past it: prefetches never fault.
+constexpr size_t kPrefetchBytes = 8 * kBlockBytes;
+
+// Sums of one chunk for the kTiles tiles of one quad (starting at `quad`),
+// read group by group, i.e. in memory order, prefetching kPrefetchBytes ahead.
 template <int kTiles>
-inline void chunk_tiles(const uint8_t* const* blocks, const uint8_t* ahead, const uint8_t* chunk_tables,
-                        TileSums* s) {
+inline void quad_sums(const uint8_t* quad, const uint8_t* chunk_tables, TileSums* s) {
+  const __m512i weights = _mm512_set1_epi16(16 << 8 | 1);
   for (int i = 0; i < kTiles; ++i) s[i].a = s[i].b = _mm512_setzero_si512();
   for (size_t g = 0; g < kChunkGroups; ++g) {
     const GroupTable t(chunk_tables + g * kGroupTableBytes);
+    const uint8_t* planes = quad + g * kTiles * kGroupBytes;
     for (int i = 0; i < kTiles; ++i) {
-      _mm_prefetch(reinterpret_cast<const char*>(ahead + i * kBlockBytes + g * kGroupBytes), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(ahead + i * kBlockBytes + g * kGroupBytes + 64), _MM_HINT_T0);
-      const uint8_t* planes = blocks[i] + g * kGroupBytes;
-      accumulate_plane<true>(t, planes, s[i]);
-      accumulate_plane<false>(t, planes + kPlaneBytes, s[i]);
+      const uint8_t* tile = planes + i * kGroupBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchBytes + 64), _MM_HINT_T0);
+      accumulate_group(t, tile, weights, s[i]);
     }
   }
 }
@@ -140,22 +146,13 @@ inline void tile_rows(const TileSums& s, __m512i out[4]) {
   out[3] = _mm512_shuffle_i64x2(x1, y1, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
-// Tiles sharing one load of a group's table registers.
-constexpr int kTilesPerStep = 4;
-
-// Blocks prefetched ahead of the sweep, which reads the weights in memory
-// order; other distances measured no better (docs/kernels.md). Near the end of
-// a matrix the addresses may lie past it: prefetches never fault.
-constexpr size_t kPrefetchBlocks = 8;
-
-// Chunk c of tiles [t, t + kTiles): sums = (first ? 0 : sums) + their dot products.
+// Chunk c of the kTiles tiles of the quad starting at tile t: sums = (first ?
+// 0 : sums) + their dot products.
 template <int kTiles>
-inline void chunk_step(const TernaryView& w, size_t c, size_t t, const uint8_t* chunk_tables, bool first,
-                       int32_t* sums) {
-  const uint8_t* blocks[kTiles];
-  for (int i = 0; i < kTiles; ++i) blocks[i] = w.block(c, t + i);
+inline void quad_step(const TernaryView& w, size_t c, size_t t, const uint8_t* chunk_tables, bool first,
+                      int32_t* sums) {
   TileSums s[kTiles];
-  chunk_tiles<kTiles>(blocks, blocks[0] + kPrefetchBlocks * kBlockBytes, chunk_tables, s);
+  quad_sums<kTiles>(w.quad(c, t), chunk_tables, s);
   for (int i = 0; i < kTiles; ++i) {
     __m512i rows[4];
     tile_rows(s[i], rows);
@@ -170,19 +167,18 @@ inline void chunk_step(const TernaryView& w, size_t c, size_t t, const uint8_t* 
 
 void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
                          bool accumulate) {
-  const size_t tiles = w.row_tiles();
+  static_assert(kQuadTiles == 4, "quad_step is instantiated for quads of up to 4 tiles");
   for (size_t c = c0; c < c1; ++c) {
-    // Chunk c's blocks lie one after another, and chunk c + 1's follow them.
+    // Chunk c's quads lie one after another, and chunk c + 1's follow them.
     const uint8_t* chunk_tables = tables + c * kChunkTableBytes;
     const bool first = c == c0 && !accumulate;
-    size_t t = 0;
-    for (; t + kTilesPerStep <= tiles; t += kTilesPerStep)
-      chunk_step<kTilesPerStep>(w, c, t, chunk_tables, first, sums);
-    switch (tiles - t) {
-      case 3: chunk_step<3>(w, c, t, chunk_tables, first, sums); break;
-      case 2: chunk_step<2>(w, c, t, chunk_tables, first, sums); break;
-      case 1: chunk_step<1>(w, c, t, chunk_tables, first, sums); break;
-      default: break;
+    for (size_t t = 0; t < w.row_tiles(); t += kQuadTiles) {
+      switch (w.quad_tiles(t)) {
+        case 4: quad_step<4>(w, c, t, chunk_tables, first, sums); break;
+        case 3: quad_step<3>(w, c, t, chunk_tables, first, sums); break;
+        case 2: quad_step<2>(w, c, t, chunk_tables, first, sums); break;
+        default: quad_step<1>(w, c, t, chunk_tables, first, sums); break;
+      }
     }
   }
 }
@@ -222,11 +218,11 @@ void expand_tile(const TernaryView& w, size_t tile, uint8_t* out) {
   const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2);
   const __m512i bit[2] = {_mm512_load_si512(pat.bit[0]), _mm512_load_si512(pat.bit[1])};
   for (size_t c = 0; c < w.chunks(); ++c) {
-    const uint8_t* blk = w.block(c, tile);
+    const BlockPlanes blk = w.block(c, tile);
     uint8_t* dst = out + c * kExpandedChunkBytes;
     for (size_t g = 0; g < kChunkGroups; ++g) {
-      const __m512i plus = _mm512_loadu_si512(blk + g * kGroupBytes);
-      const __m512i minus = _mm512_loadu_si512(blk + g * kGroupBytes + kPlaneBytes);
+      const __m512i plus = _mm512_loadu_si512(blk.group(g));
+      const __m512i minus = _mm512_loadu_si512(blk.group(g) + kPlaneBytes);
       for (size_t r = 0; r < kRowGroups; ++r) {
         const __m512i rep = _mm512_load_si512(pat.replicate[r]);
         const __m512i p = _mm512_permutexvar_epi8(rep, plus), m = _mm512_permutexvar_epi8(rep, minus);
