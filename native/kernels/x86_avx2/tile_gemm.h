@@ -1,4 +1,5 @@
-// What the AVX2 and AVX-512 ternary GEMMs share apart from their arithmetic.
+// What the AVX2 and AVX-512 ternary GEMMs share apart from their arithmetic,
+// and the count dispatch that the AVX-512 GEMV uses for its quads as well.
 // Both expand one row tile of weights at a time to w + 1 (the unsigned operand
 // of vpmaddubsw / vpdpbusd) and multiply every token against it, in blocks of
 // tokens whose accumulators fit in registers.
@@ -41,19 +42,26 @@ GemmScratch gemm_scratch(const TernaryView& w, const int8_t* q, size_t q_stride,
   return {reinterpret_cast<uint8_t*>(expanded.data()), reinterpret_cast<int32_t*>(sums.data()), qsum.data()};
 }
 
+// Calls fn(std::integral_constant<int, n>{}) for a runtime n in [1, 4], so that
+// fn can instantiate a kernel for that many tiles or tokens.
+template <class Fn>
+void with_count_1_to_4(size_t n, Fn&& fn) {
+  switch (n) {
+    case 4: fn(std::integral_constant<int, 4>{}); break;
+    case 3: fn(std::integral_constant<int, 3>{}); break;
+    case 2: fn(std::integral_constant<int, 2>{}); break;
+    default: fn(std::integral_constant<int, 1>{}); break;
+  }
+}
+
 // Runs fn(std::integral_constant<int, kTokens>{}, i) for tokens [i, i + kTokens)
 // of m: blocks of kBlock tokens, then one block of the 1 to 3 left over.
 template <int kBlock, class Fn>
 void for_token_blocks(size_t m, Fn&& fn) {
-  static_assert(kBlock == 4, "the remainder cases below are 1 to 3 tokens");
+  static_assert(kBlock == 4, "with_count_1_to_4 covers the 1 to 3 tokens left over");
   size_t i = 0;
   for (; i + kBlock <= m; i += kBlock) fn(std::integral_constant<int, kBlock>{}, i);
-  switch (m - i) {
-    case 3: fn(std::integral_constant<int, 3>{}, i); break;
-    case 2: fn(std::integral_constant<int, 2>{}, i); break;
-    case 1: fn(std::integral_constant<int, 1>{}, i); break;
-    default: break;
-  }
+  if (i < m) with_count_1_to_4(m - i, [&](auto tokens) { fn(tokens, i); });
 }
 
 }  // namespace bitnet

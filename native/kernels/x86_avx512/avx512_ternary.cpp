@@ -167,19 +167,15 @@ inline void quad_step(const TernaryView& w, size_t c, size_t t, const uint8_t* c
 
 void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
                          bool accumulate) {
-  static_assert(kQuadTiles == 4, "quad_step is instantiated for quads of up to 4 tiles");
+  static_assert(kQuadTiles == 4, "with_count_1_to_4 covers every quad size");
   for (size_t c = c0; c < c1; ++c) {
     // Chunk c's quads lie one after another, and chunk c + 1's follow them.
     const uint8_t* chunk_tables = tables + c * kChunkTableBytes;
     const bool first = c == c0 && !accumulate;
-    for (size_t t = 0; t < w.row_tiles(); t += kQuadTiles) {
-      switch (w.quad_tiles(t)) {
-        case 4: quad_step<4>(w, c, t, chunk_tables, first, sums); break;
-        case 3: quad_step<3>(w, c, t, chunk_tables, first, sums); break;
-        case 2: quad_step<2>(w, c, t, chunk_tables, first, sums); break;
-        default: quad_step<1>(w, c, t, chunk_tables, first, sums); break;
-      }
-    }
+    for (size_t t = 0; t < w.row_tiles(); t += kQuadTiles)
+      with_count_1_to_4(w.quad_tiles(t), [&](auto tiles) {
+        quad_step<decltype(tiles)::value>(w, c, t, chunk_tables, first, sums);
+      });
   }
 }
 
