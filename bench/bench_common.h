@@ -12,12 +12,10 @@
 #include <memory>
 #include <vector>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
-#include "thread_pool.h"
+#include "isa.h"
+#include "ops.h"
 #include "ternary_format.h"
+#include "thread_pool.h"
 
 namespace bitnet::bench {
 
@@ -76,47 +74,18 @@ inline void fill_random(uint8_t* p, size_t bytes, uint64_t seed) {
   }
 }
 
-// Sums n words (n a multiple of 8) with 16-byte loads where the baseline ISA
-// has them, prefetching ahead like the GEMV kernels do, so that the reference
-// is the best streaming read one core achieves rather than what the hardware
-// prefetcher alone sustains.
-inline uint64_t sum_words(const uint64_t* w, size_t n) {
-#if defined(__SSE2__)
-  constexpr size_t kAheadWords = 2048;  // 16 KB
-  const __m128i* v = reinterpret_cast<const __m128i*>(w);
-  __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i < n; i += 8, v += 4) {
-    _mm_prefetch(reinterpret_cast<const char*>(w + std::min(i + kAheadWords, n - 8)), _MM_HINT_T0);
-    a0 = _mm_add_epi64(a0, _mm_load_si128(v));
-    a1 = _mm_add_epi64(a1, _mm_load_si128(v + 1));
-    a2 = _mm_add_epi64(a2, _mm_load_si128(v + 2));
-    a3 = _mm_add_epi64(a3, _mm_load_si128(v + 3));
-  }
-  const __m128i s = _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3));
-  return static_cast<uint64_t>(_mm_cvtsi128_si64(s)) +
-         static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s)));
-#else
-  uint64_t a[8] = {};
-  for (size_t i = 0; i < n; i += 8)
-    for (int j = 0; j < 8; ++j) a[j] += w[i + j];
-  return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
-#endif
-}
-
-// Streaming read of a buffer far larger than the last-level cache.
+// Streaming read bandwidth (GB/s) of [buf, buf + bytes) with the pool's
+// threads and the widest loads this CPU has (the best runnable ISA's
+// stream_read): for each ReadPrefetch, the fastest window of time_calls over
+// seconds / 3, and the best of those.
 inline double measure_bandwidth(ThreadPool& pool, const uint8_t* buf, size_t bytes, double seconds) {
-  const size_t n = bytes / sizeof(uint64_t);
-  const uint64_t* words = reinterpret_cast<const uint64_t*>(buf);
-  std::vector<uint64_t> sinks(pool.size() * 8);
-  const double t = time_calls(seconds, [&](size_t) {
-    pool.parallel_for(pool.size(), [&](size_t b, size_t e) {
-      for (size_t part = b; part < e; ++part) {
-        const size_t lo = n * part / pool.size() / 8 * 8, hi = n * (part + 1) / pool.size() / 8 * 8;
-        sinks[part * 8] = sum_words(words + lo, hi - lo);
-      }
-    });
-  });
-  return static_cast<double>(bytes) / t / 1e9;
+  const Runtime rt{&kernels_for(runnable_isas().front()), &pool};
+  double best = 0;
+  for (const ReadPrefetch how : kReadPrefetches) {
+    const double t = time_calls(seconds / 3, [&](size_t) { parallel_stream_read(rt, buf, bytes, how); });
+    best = std::max(best, static_cast<double>(bytes) / t / 1e9);
+  }
+  return best;
 }
 
 }  // namespace bitnet::bench

@@ -18,6 +18,13 @@ namespace bitnet {
 // IEEE binary16 storage, converted explicitly (no compiler _Float16 needed).
 using f16_t = uint16_t;
 
+// How a streaming read prefetches. Which is fastest depends on the machine and
+// on the load width (docs/kernels.md), so a read bandwidth quoted as a
+// roofline is the best of all of them.
+enum class ReadPrefetch { kNone, kT0Far, kNonTemporalNear };
+constexpr ReadPrefetch kReadPrefetches[] = {ReadPrefetch::kNone, ReadPrefetch::kT0Far,
+                                            ReadPrefetch::kNonTemporalNear};
+
 struct KernelTable {
   const char* isa_name;
 
@@ -96,6 +103,12 @@ struct KernelTable {
   // 64-column runs. q int8 of cols_padded (zero-padded). Integer sums are exact.
   void (*matvec_q4)(const uint8_t* w, size_t cols_padded, const int8_t* q, const float* row_scale,
                     float x_inv_scale, float* y, size_t r0, size_t r1);
+
+  // --- memory ---------------------------------------------------------------
+  // Reads bytes (a multiple of 64) of data once, front to back, prefetching as
+  // `how` says, with the ISA's widest loads; returns the sum of its 64-bit
+  // words (mod 2^64), the same for every ISA and every `how`.
+  uint64_t (*stream_read)(const uint8_t* data, size_t bytes, ReadPrefetch how);
 };
 
 // Columns per packed block of the 4-bit LM head (64 bytes of nibbles).

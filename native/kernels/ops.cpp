@@ -247,29 +247,30 @@ void attention(const Runtime& rt, const float* q, const f16_t* k_cache, const f1
   }, 1);
 }
 
-double measure_read_bandwidth(const Runtime& rt, size_t bytes, int passes) {
-  constexpr size_t kPiece = size_t{1} << 20;  // threads read 1 MiB pieces
-  const size_t pieces = std::max<size_t>(1, bytes / kPiece);
-  AlignedBuffer buffer;
-  uint8_t* data = buffer.reserve(pieces * kPiece);
-  std::memset(data, 1, pieces * kPiece);  // fault every page in before timing
+void parallel_stream_read(const Runtime& rt, const uint8_t* data, size_t bytes, ReadPrefetch how) {
+  const size_t lines = bytes / 64, threads = rt.pool->size();
   std::atomic<uint64_t> sink{0};
+  rt.pool->parallel_for(threads, [&](size_t b, size_t e) {
+    for (size_t part = b; part < e; ++part) {
+      const size_t lo = lines * part / threads, hi = lines * (part + 1) / threads;
+      sink.fetch_xor(rt.kernels->stream_read(data + lo * 64, (hi - lo) * 64, how), std::memory_order_relaxed);
+    }
+  }, 1);
+}
+
+double measure_read_bandwidth(const Runtime& rt, size_t bytes, int passes) {
+  AlignedBuffer buffer;
+  bytes = round_up(bytes, 64);
+  uint8_t* data = buffer.reserve(bytes);
+  std::memset(data, 1, bytes);  // fault every page in before timing
   double best = 0;
   for (int pass = 0; pass < passes; ++pass) {
-    const auto start = std::chrono::steady_clock::now();
-    rt.pool->parallel_for(pieces, [&](size_t b, size_t e) {
-      uint64_t acc[4] = {};
-      for (size_t i = b * kPiece; i < e * kPiece; i += 32) {
-        for (int j = 0; j < 4; ++j) {
-          uint64_t word;
-          std::memcpy(&word, data + i + 8 * j, 8);
-          acc[j] += word;
-        }
-      }
-      sink += acc[0] ^ acc[1] ^ acc[2] ^ acc[3];  // keeps the reads from being optimized away
-    });
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best = std::max(best, static_cast<double>(pieces * kPiece) / seconds);
+    for (const ReadPrefetch how : kReadPrefetches) {
+      const auto start = std::chrono::steady_clock::now();
+      parallel_stream_read(rt, data, bytes, how);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      best = std::max(best, static_cast<double>(bytes) / seconds);
+    }
   }
   return best;
 }

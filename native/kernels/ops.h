@@ -77,9 +77,14 @@ void attention(const Runtime& rt, const float* q, const f16_t* k_cache, const f1
                size_t t_len, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
                AlignedBuffer& scratch);
 
+// Reads [data, data + bytes) once (bytes a multiple of 64) with every thread
+// of the pool, each a contiguous share, by KernelTable::stream_read.
+void parallel_stream_read(const Runtime& rt, const uint8_t* data, size_t bytes, ReadPrefetch how);
+
 // Streaming read bandwidth of this machine with the pool's threads, in bytes
-// per second: the best of `passes` parallel reads of `bytes` bytes (use a
-// buffer much larger than the last-level cache), the roofline of decode.
+// per second: the best, over `passes` passes and every ReadPrefetch, of
+// parallel_stream_read over `bytes` bytes (use a buffer much larger than the
+// last-level cache), the roofline of decode.
 double measure_read_bandwidth(const Runtime& rt, size_t bytes, int passes = 3);
 
 }  // namespace bitnet

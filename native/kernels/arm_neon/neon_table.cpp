@@ -1,4 +1,5 @@
 #include "neon.h"
+#include "../stream_read.h"
 
 namespace bitnet {
 
@@ -9,6 +10,7 @@ const KernelTable* neon_kernels() {
     fill_neon_ternary(k);
     fill_neon_float(k);
     fill_neon_lm_head(k);
+    k.stream_read = stream_read_vectors<16>;
     return k;
   }();
   return &table;

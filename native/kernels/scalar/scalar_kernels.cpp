@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "../kernel_table.h"
+#include "../stream_read.h"
 
 namespace bitnet {
 
@@ -212,7 +213,7 @@ const KernelTable kScalar = {
     "scalar",      absmax,     quantize_i8, kChunkCols, ternary_gemv_prepare,
     ternary_gemv_chunks, ternary_gemm_tiles, rmsnorm, rope, attend,
     relu2_gate,    silu_gate,  add_inplace, f16_to_f32, f32_to_f16,
-    matvec_f16,    matvec_i8,  matvec_q4,
+    matvec_f16,    matvec_i8,  matvec_q4,  stream_read_vectors<16>,
 };
 
 }  // namespace

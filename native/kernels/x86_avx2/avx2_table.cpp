@@ -1,4 +1,5 @@
 #include "avx2.h"
+#include "../stream_read.h"
 
 namespace bitnet {
 
@@ -9,6 +10,7 @@ const KernelTable* avx2_kernels() {
     fill_avx2_ternary(k);
     fill_avx2_float(k);
     fill_avx2_lm_head(k);
+    k.stream_read = stream_read_vectors<32>;
     return k;
   }();
   return &table;

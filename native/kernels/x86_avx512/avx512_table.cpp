@@ -1,4 +1,5 @@
 #include "avx512.h"
+#include "../stream_read.h"
 
 namespace bitnet {
 
@@ -9,6 +10,7 @@ const KernelTable* avx512_kernels() {
     fill_avx512_ternary(k);
     fill_avx512_float(k);
     fill_avx512_lm_head(k);
+    k.stream_read = stream_read_vectors<64>;
     return k;
   }();
   return &table;
