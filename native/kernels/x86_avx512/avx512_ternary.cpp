@@ -111,7 +111,8 @@ inline void accumulate_group(const GroupTable& t, const uint8_t* planes, __m512i
 
 // Bytes prefetched ahead of the plane being read, in the GEMV's memory-order
 // sweep, with non-temporal prefetches: 5-10 % faster from DRAM than prefetcht0
-// 16 KB ahead, and 6 KB beat 2, 3, 4, 8, 12 and 16 KB (docs/kernels.md).
+// 16 KB ahead; among distances of 2 to 16 KB the best one changed from run to
+// run, and 6 KB was never far from it (docs/kernels.md).
 // Near the end of a matrix the addresses may lie past it: prefetches never fault.
 constexpr size_t kPrefetchBytes = 3 * kBlockBytes;
 
