@@ -413,18 +413,17 @@ TEST_CASE(matvec_i8_is_bit_identical_including_extreme_values) {
   }
 }
 
-// ops.h splits rows and heads over the pool; every table must give the same
-// bytes for every pool size.
 TEST_CASE(stream_read_sums_every_word_for_every_prefetch_and_table) {
   std::mt19937_64 rng(21);
   std::vector<uint64_t> words(1 + 40000 / 8);
   for (auto& w : words) w = rng();
   std::vector<const KernelTable*> tables = check::simd_tables();
   tables.push_back(&scalar_kernels());
+  const uint8_t* data = reinterpret_cast<const uint8_t*>(words.data() + 1);
   // One line, lengths around the vector widths and the prefetch distances (4
-  // and 16 KB), from an address 8 bytes off a line: loads need no alignment.
-  for (size_t bytes : {size_t{64}, size_t{128}, size_t{192}, size_t{4096}, size_t{4160}, size_t{16448}, size_t{40000 / 64 * 64}}) {
-    const uint8_t* data = reinterpret_cast<const uint8_t*>(words.data() + 1);
+  // and 16 KB), from 8 bytes into the buffer: loads need no alignment.
+  for (size_t bytes : {size_t{64}, size_t{128}, size_t{192}, size_t{4096}, size_t{4160}, size_t{16448},
+                       size_t{40000 / 64 * 64}}) {
     uint64_t want = 0;
     for (size_t i = 0; i < bytes / 8; ++i) want += words[1 + i];
     for (const KernelTable* t : tables)
@@ -432,6 +431,8 @@ TEST_CASE(stream_read_sums_every_word_for_every_prefetch_and_table) {
   }
 }
 
+// ops.h splits rows and heads over the pool; every table must give the same
+// bytes for every pool size.
 TEST_CASE(ops_are_byte_identical_for_any_thread_count) {
   std::mt19937 rng(20);
   const size_t n_heads = 20, n_kv_heads = 5, head_dim = 128, t_len = 77;
