@@ -238,23 +238,31 @@ void bench_lm_head(Report& rep, const std::vector<std::string>& isas) {
 }
 
 // One decode step's attention in one layer: 20 query heads over 5 KV heads of
-// 128 (f16 cache), t_len cached positions. Rows report the K and V bytes read.
-void bench_attention(Report& rep, const std::vector<std::string>& isas) {
-  constexpr size_t kHeads = 20, kKvHeads = 5, kHeadDim = 128;
-  for (size_t t_len : {size_t{64}, size_t{512}, size_t{4096}}) {
-    const size_t kv = t_len * kKvHeads * kHeadDim;
-    auto k = alloc<f16_t>(kv), v = alloc<f16_t>(kv);
-    for (size_t i = 0; i < kv; ++i) {
-      k[i] = static_cast<f16_t>(0x3000 + (i * 7919) % 0x800);
-      v[i] = static_cast<f16_t>(0x3400 + (i * 104729) % 0x800);
-    }
+// 128, t_len cached positions in the session's head-major f16 cache. Calls
+// cycle over copies of K and V filling the buffer, so the cache comes from
+// DRAM as in decode, where a whole step's weights stream through between two
+// visits of a layer. Rows report the K and V bytes read and their fraction of
+// the read bandwidth.
+constexpr size_t kHeads = 20, kKvHeads = 5, kHeadDim = 128;
+constexpr size_t kAttentionLengths[] = {64, 512, 4096};
+constexpr size_t kMaxAttentionLayerBytes = 2 * kAttentionLengths[2] * kKvHeads * kHeadDim * sizeof(f16_t);
+
+void bench_attention(Report& rep, const std::vector<std::string>& isas, uint8_t* buffer, size_t buffer_bytes) {
+  for (size_t t_len : kAttentionLengths) {
+    const size_t kv = t_len * kKvHeads * kHeadDim, layer_bytes = 2 * kv * sizeof(f16_t);
+    const size_t copies = buffer_bytes / layer_bytes;
+    f16_t* cache = reinterpret_cast<f16_t*>(buffer);
+    for (size_t i = 0; i < copies * 2 * kv; ++i) cache[i] = static_cast<f16_t>(0x3000 + (i * 7919) % 0x800);
+    const KvCacheLayout layout = {kHeadDim, t_len * kHeadDim};
     std::vector<float> q(kHeads * kHeadDim), out(q.size());
     for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<float>(i % 13) * 0.05f - 0.3f;
     AlignedBuffer scratch;
-    bench_op(rep, isas, "attention", {t_len, kHeads * kHeadDim}, 2.0 * 2 * kv, 2.0 * kHeads * t_len * kHeadDim,
-             [](ThreadPool&) { return 0.0; },
-             [&](const Runtime& rt, size_t) {
-               attention(rt, q.data(), k.get(), v.get(), t_len, kHeads, kKvHeads, kHeadDim, out.data(), scratch);
+    bench_op(rep, isas, "attention", {t_len, kHeads * kHeadDim}, static_cast<double>(layer_bytes),
+             2.0 * kHeads * t_len * kHeadDim,
+             [&](ThreadPool& pool) { return measure_bandwidth(pool, buffer, copies * layer_bytes, rep.opt.seconds); },
+             [&](const Runtime& rt, size_t i) {
+               const f16_t* k = cache + (i % copies) * 2 * kv;
+               attention(rt, q.data(), k, k + kv, layout, t_len, kHeads, kKvHeads, kHeadDim, out.data(), scratch);
              });
   }
 }
@@ -352,15 +360,16 @@ int main(int argc, char** argv) {
   if (!rep.opt.isa.empty()) isas = {kernels_for(rep.opt.isa).isa_name};
   rep.ghz = measure_ghz();
   if (rep.opt.only == "bandwidth") bench_bandwidth(rep);
-  if (rep.opt.runs("gemv")) {
-    size_t weight_bytes = rep.opt.weight_mib << 20;
-    for (const Shape& s : kGemvShapes) weight_bytes = std::max(weight_bytes, packed_bytes(s.rows, s.cols));
-    auto weights = alloc<uint8_t>(weight_bytes);
-    bench_gemv(rep, isas, weights.get(), weight_bytes);
-  }
+  // The buffer the GEMV weights and the attention caches cycle over: at least
+  // one copy of the largest, and --weight-mib MiB so that calls stream from DRAM.
+  size_t stream_bytes = std::max(rep.opt.weight_mib << 20, kMaxAttentionLayerBytes);
+  for (const Shape& s : kGemvShapes) stream_bytes = std::max(stream_bytes, packed_bytes(s.rows, s.cols));
+  Buffer<uint8_t> stream;
+  if (rep.opt.runs("gemv") || rep.opt.runs("attention")) stream = alloc<uint8_t>(stream_bytes);
+  if (rep.opt.runs("gemv")) bench_gemv(rep, isas, stream.get(), stream_bytes);
   if (rep.opt.runs("lm_head")) bench_lm_head(rep, isas);
   if (rep.opt.runs("gemm")) bench_gemm(rep, isas);
-  if (rep.opt.runs("attention")) bench_attention(rep, isas);
+  if (rep.opt.runs("attention")) bench_attention(rep, isas, stream.get(), stream_bytes);
   if (rep.opt.json) print_json(rep);
   else print_table(rep);
   return 0;

@@ -218,7 +218,8 @@ Runtime::Job Runtime::attention_job(const Napi::CallbackInfo& info, const char* 
   Job job;
   job.inputs = {info[0], info[1], info[2], info[7]};
   job.work = [=](bitnet::AlignedBuffer& scratch) {
-    bitnet::attention(rt, q, k, v, t_len, n_heads, n_kv_heads, head_dim, out, scratch);
+    bitnet::attention(rt, q, k, v, {n_kv_heads * head_dim, head_dim}, t_len, n_heads, n_kv_heads, head_dim, out,
+                      scratch);
   };
   return job;
 }

@@ -220,29 +220,31 @@ void top_k(const Runtime& rt, const float* values, size_t n, size_t k, uint32_t*
 
 namespace {
 
-// How many pieces each KV head's query group is cut into: as few as possible,
-// since every piece reads the group's K and V rows once, yet enough to keep
-// every thread busy (a piece count the threads divide, or plenty of pieces).
+// How many pieces each KV head's query group is cut into: as few as give every
+// thread a piece, since every piece reads the group's K and V rows from memory.
+// Reading each head once beats balancing: 5 KV heads on 2 threads run faster as
+// 5 pieces (3 + 2) than as 10 (docs/kernels.md).
 size_t group_splits(size_t group, size_t n_kv_heads, size_t threads) {
   for (size_t s = 1; s < group; ++s)
-    if (group % s == 0 && ((n_kv_heads * s) % threads == 0 || n_kv_heads * s >= 4 * threads)) return s;
+    if (group % s == 0 && n_kv_heads * s >= threads) return s;
   return group;
 }
 
 }  // namespace
 
 void attention(const Runtime& rt, const float* q, const f16_t* k_cache, const f16_t* v_cache,
-               size_t t_len, size_t n_heads, size_t n_kv_heads, size_t head_dim, float* out,
-               AlignedBuffer& scratch) {
-  const size_t group = n_heads / n_kv_heads, kv_stride = n_kv_heads * head_dim;
+               KvCacheLayout layout, size_t t_len, size_t n_heads, size_t n_kv_heads, size_t head_dim,
+               float* out, AlignedBuffer& scratch) {
+  const size_t group = n_heads / n_kv_heads;
   const size_t heads_per_piece = group / group_splits(group, n_kv_heads, rt.pool->size());
   float* scores = reinterpret_cast<float*>(scratch.reserve(n_heads * t_len * sizeof(float)));
   const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
   rt.pool->parallel_for(n_heads / heads_per_piece, [&](size_t p0, size_t p1) {
     for (size_t p = p0; p < p1; ++p) {
       const size_t h = p * heads_per_piece, kvh = h / group;
-      rt.kernels->attend(q + h * head_dim, heads_per_piece, k_cache + kvh * head_dim, v_cache + kvh * head_dim,
-                         kv_stride, t_len, head_dim, scale, scores + h * t_len, out + h * head_dim);
+      const size_t head = kvh * layout.head_stride;
+      rt.kernels->attend(q + h * head_dim, heads_per_piece, k_cache + head, v_cache + head, layout.position_stride,
+                         t_len, head_dim, scale, scores + h * t_len, out + h * head_dim);
     }
   }, 1);
 }

@@ -183,16 +183,20 @@ void Session::attention_block(const Runtime& rt, const LayerWeights& lw, size_t 
 
   f16_t* k_layer = k_cache_.data() + layer * context_ * kv_dim;
   f16_t* v_layer = v_cache_.data() + layer * context_ * kv_dim;
+  const KvCacheLayout layout = {d.head_dim, context_ * d.head_dim};  // head-major
   for (size_t i = 0; i < n; ++i) {
     const size_t pos = pos_ + i;
     k.rope(q_.data() + i * q_dim, d.heads, d.head_dim, model_.rope_cos(pos), model_.rope_sin(pos));
     k.rope(k_.data() + i * kv_dim, d.kv_heads, d.head_dim, model_.rope_cos(pos), model_.rope_sin(pos));
-    k.f32_to_f16(k_.data() + i * kv_dim, kv_dim, k_layer + pos * kv_dim);
-    k.f32_to_f16(v_.data() + i * kv_dim, kv_dim, v_layer + pos * kv_dim);
+    for (size_t j = 0; j < d.kv_heads; ++j) {
+      const size_t at = j * layout.head_stride + pos * layout.position_stride;
+      k.f32_to_f16(k_.data() + i * kv_dim + j * d.head_dim, d.head_dim, k_layer + at);
+      k.f32_to_f16(v_.data() + i * kv_dim + j * d.head_dim, d.head_dim, v_layer + at);
+    }
   }
   // Token i of the batch sees the cache up to and including its own position.
   for (size_t i = 0; i < n; ++i)
-    attention(rt, q_.data() + i * q_dim, k_layer, v_layer, pos_ + i + 1, d.heads, d.kv_heads,
+    attention(rt, q_.data() + i * q_dim, k_layer, v_layer, layout, pos_ + i + 1, d.heads, d.kv_heads,
               d.head_dim, attn_.data() + i * q_dim, attn_scratch_);
 
   // h += BitLinear(SubNorm(attn); o_proj)

@@ -122,7 +122,7 @@ class Session {
   const Transformer& model_;
   size_t context_;
   size_t pos_ = 0;
-  std::vector<f16_t> k_cache_, v_cache_;  // [layers][context][kv_heads * head_dim]
+  std::vector<f16_t> k_cache_, v_cache_;  // [layers][kv_heads][context][head_dim]: head-major
   // Scratch, sized for the largest batch seen so far.
   size_t batch_capacity_ = 0;
   std::vector<float> h_, xn_, q_, k_, v_, attn_, proj_, gate_, up_;

@@ -451,7 +451,8 @@ TEST_CASE(ops_are_byte_identical_for_any_thread_count) {
       const Runtime rt{t, &pool};
       AlignedBuffer scratch;
       std::vector<float> att(n_heads * head_dim), f16(mf.rows), i8(mi.rows);
-      attention(rt, q.data(), k.data(), v.data(), t_len, n_heads, n_kv_heads, head_dim, att.data(), scratch);
+      attention(rt, q.data(), k.data(), v.data(), {n_kv_heads * head_dim, head_dim}, t_len, n_heads, n_kv_heads,
+                head_dim, att.data(), scratch);
       matvec_f16(rt, mf.w.data(), mf.rows, mf.cols, mf.x.data(), f16.data());
       matvec_i8(rt, mi.w.data(), mi.rows, mi.cols_padded, mi.q.data(), mi.row_scale.data(), mi.x_inv_scale,
                 i8.data());
@@ -465,6 +466,41 @@ TEST_CASE(ops_are_byte_identical_for_any_thread_count) {
         expect_identical(*t, "matvec_i8 threads", i8, i81, i8.size());
       }
     }
+  }
+}
+
+// The session's head-major cache (each head's positions one run, room for
+// more positions than are filled) must give the bytes the position-major
+// layout gives: only the addresses of the rows differ.
+TEST_CASE(attention_is_byte_identical_for_either_cache_layout) {
+  std::mt19937 rng(21);
+  const size_t n_heads = 20, n_kv_heads = 5, head_dim = 128, t_len = 45, capacity = 64;
+  const std::vector<float> q = normal_floats(n_heads * head_dim, 2.f, rng);
+  const std::vector<f16_t> k = to_f16(normal_floats(t_len * n_kv_heads * head_dim, 1.5f, rng));
+  const std::vector<f16_t> v = to_f16(normal_floats(t_len * n_kv_heads * head_dim, 1.f, rng));
+  const KvCacheLayout by_position = {n_kv_heads * head_dim, head_dim};
+  const KvCacheLayout by_head = {head_dim, capacity * head_dim};
+  std::vector<f16_t> k_heads(n_kv_heads * capacity * head_dim, 0x7E00), v_heads(k_heads);  // NaN where unfilled
+  for (size_t j = 0; j < n_kv_heads; ++j)
+    for (size_t t = 0; t < t_len; ++t)
+      for (size_t e = 0; e < head_dim; ++e) {
+        const size_t from = j * by_position.head_stride + t * by_position.position_stride + e;
+        const size_t to = j * by_head.head_stride + t * by_head.position_stride + e;
+        k_heads[to] = k[from];
+        v_heads[to] = v[from];
+      }
+  std::vector<const KernelTable*> tables = check::simd_tables();
+  tables.push_back(&scalar_kernels());
+  for (const KernelTable* t : tables) {
+    ThreadPool pool(2);
+    const Runtime rt{t, &pool};
+    AlignedBuffer scratch;
+    std::vector<float> want(n_heads * head_dim), got(want.size());
+    attention(rt, q.data(), k.data(), v.data(), by_position, t_len, n_heads, n_kv_heads, head_dim, want.data(),
+              scratch);
+    attention(rt, q.data(), k_heads.data(), v_heads.data(), by_head, t_len, n_heads, n_kv_heads, head_dim,
+              got.data(), scratch);
+    expect_identical(*t, "attention layouts", got, want, want.size());
   }
 }
 
