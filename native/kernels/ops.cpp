@@ -218,33 +218,28 @@ void top_k(const Runtime& rt, const float* values, size_t n, size_t k, uint32_t*
   for (size_t i = 0; i < k; ++i) out[i] = ~static_cast<uint32_t>(best[i]);
 }
 
-namespace {
-
-// How many pieces each KV head's query group is cut into: as few as give every
-// thread a piece, since every piece reads the group's K and V rows from memory.
-// Reading each head once beats balancing: 5 KV heads on 2 threads run faster as
-// 5 pieces (3 + 2) than as 10 (docs/kernels.md).
-size_t group_splits(size_t group, size_t n_kv_heads, size_t threads) {
-  for (size_t s = 1; s < group; ++s)
-    if (group % s == 0 && n_kv_heads * s >= threads) return s;
-  return group;
-}
-
-}  // namespace
-
 void attention(const Runtime& rt, const float* q, const f16_t* k_cache, const f16_t* v_cache,
                KvCacheLayout layout, size_t t_len, size_t n_heads, size_t n_kv_heads, size_t head_dim,
                float* out, AlignedBuffer& scratch) {
   const size_t group = n_heads / n_kv_heads;
-  const size_t heads_per_piece = group / group_splits(group, n_kv_heads, rt.pool->size());
   float* scores = reinterpret_cast<float*>(scratch.reserve(n_heads * t_len * sizeof(float)));
   const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
-  rt.pool->parallel_for(n_heads / heads_per_piece, [&](size_t p0, size_t p1) {
+  // One piece per thread: an equal run of query heads, attended a KV head's
+  // share at a time. Each piece reads the K and V rows of the KV heads its run
+  // touches, so a KV head is read twice only where two runs split its group
+  // (2 threads: 10 + 10 of 20 heads, the middle KV head read twice). That beat
+  // whole groups per piece (3 + 2 KV heads) and half groups (10 pieces, every
+  // KV head read twice): docs/kernels.md.
+  const size_t pieces = std::min(rt.pool->size(), n_heads);
+  rt.pool->parallel_for(pieces, [&](size_t p0, size_t p1) {
     for (size_t p = p0; p < p1; ++p) {
-      const size_t h = p * heads_per_piece, kvh = h / group;
-      const size_t head = kvh * layout.head_stride;
-      rt.kernels->attend(q + h * head_dim, heads_per_piece, k_cache + head, v_cache + head, layout.position_stride,
-                         t_len, head_dim, scale, scores + h * t_len, out + h * head_dim);
+      for (size_t h = n_heads * p / pieces, end = n_heads * (p + 1) / pieces; h < end;) {
+        const size_t kvh = h / group, heads = std::min(end, (kvh + 1) * group) - h;
+        const size_t head = kvh * layout.head_stride;
+        rt.kernels->attend(q + h * head_dim, heads, k_cache + head, v_cache + head, layout.position_stride, t_len,
+                           head_dim, scale, scores + h * t_len, out + h * head_dim);
+        h += heads;
+      }
     }
   }, 1);
 }
