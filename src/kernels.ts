@@ -267,8 +267,9 @@ export class Runtime {
 
   /**
    * This machine's streaming read bandwidth with this runtime's threads, in bytes per second
-   * (best of 3 passes over a `mib`-MiB buffer, each pass reading it once with each of three
-   * read loops: no software prefetch, T0 prefetch 16 KB ahead, non-temporal prefetch 4 KB ahead;
+   * (best of 3 passes over a `mib`-MiB buffer, each pass reading it once with each of four
+   * read loops: no software prefetch, T0 prefetch 16 KB ahead, non-temporal prefetch 4 KB ahead,
+   * and that plus one prefetch per page 16 KB ahead;
    * keep it well above the last-level cache). Takes about a second; decode cannot
    * be faster than this divided by the bytes read per token.
    * @param mib buffer size, 1..65536 MiB; default 512

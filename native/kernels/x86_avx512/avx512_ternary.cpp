@@ -19,6 +19,7 @@
 
 #include "avx512.h"
 #include "avx512_intrinsics.h"
+#include "../page_prefetch.h"
 #include "../x86_avx2/tile_gemm.h"
 
 namespace bitnet {
@@ -112,7 +113,8 @@ inline void accumulate_group(const GroupTable& t, const uint8_t* planes, __m512i
 // Bytes prefetched ahead of the plane being read, in the GEMV's memory-order
 // sweep, with non-temporal prefetches: 5-10 % faster from DRAM than prefetcht0
 // 16 KB ahead; among distances of 2 to 16 KB the best one changed from run to
-// run, and 6 KB was never far from it (docs/kernels.md).
+// run, and 6 KB was never far from it (docs/kernels.md). Each page is also
+// prefetched once, further ahead (page_prefetch.h).
 // Near the end of a matrix the addresses may lie past it: prefetches never fault.
 constexpr size_t kPrefetchBytes = 3 * kBlockBytes;
 
@@ -129,6 +131,7 @@ inline void quad_sums(const uint8_t* quad, const uint8_t* chunk_tables, TileSums
       const uint8_t* tile = planes + i * kGroupBytes;
       _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchBytes), _MM_HINT_NTA);
       _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchBytes + 64), _MM_HINT_NTA);
+      prefetch_page_ahead(tile, kGroupBytes);
       accumulate_group(t, tile, weights, s[i]);
     }
   }
