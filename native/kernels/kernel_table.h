@@ -21,7 +21,7 @@ using f16_t = uint16_t;
 // How a streaming read prefetches. Which is fastest depends on the machine and
 // on the load width (docs/kernels.md), so a read bandwidth quoted as a
 // roofline is the best of all of them. kNonTemporalNearPaged adds the GEMV's
-// once-per-page prefetch further ahead (page_prefetch.h).
+// once-per-page prefetch further ahead (stream_prefetch.h).
 enum class ReadPrefetch { kNone, kT0Far, kNonTemporalNear, kNonTemporalNearPaged };
 constexpr ReadPrefetch kReadPrefetches[] = {ReadPrefetch::kNone, ReadPrefetch::kT0Far,
                                             ReadPrefetch::kNonTemporalNear, ReadPrefetch::kNonTemporalNearPaged};

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "kernel_table.h"
-#include "page_prefetch.h"
+#include "stream_prefetch.h"
 
 namespace bitnet {
 namespace {

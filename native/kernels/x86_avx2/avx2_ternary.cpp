@@ -16,7 +16,7 @@
 
 #include <algorithm>
 
-#include "../page_prefetch.h"
+#include "../stream_prefetch.h"
 #include "avx2.h"
 #include "tile_gemm.h"
 
@@ -102,27 +102,19 @@ inline void accumulate_half(const GroupTable& t, const uint8_t* plus, const uint
   s.b = _mm256_add_epi16(s.b, _mm256_maddubs_epi16(one_sixteen, _mm256_unpackhi_epi8(dl, dh)));
 }
 
-// Bytes prefetched ahead. Tile by tile, the sweep reads a quad's interleaved
-// groups out of memory order, so each tile prefetches its 2 KB share of the
-// chunk's bytes in memory order instead: the prefetches run forward through
-// memory, 3 blocks ahead of the sweep, non-temporal as in the AVX-512 GEMV
-// (4-10 % faster from DRAM than prefetcht0 8 blocks ahead, docs/kernels.md).
-// Each page is also prefetched once, further ahead (page_prefetch.h). Near the
-// end of a matrix the addresses may lie past it: prefetches never fault.
-constexpr size_t kPrefetchBytes = 3 * kBlockBytes;
-
 // The tile's 64 int32 sums, in row order, = (first ? 0 : sums) + one block's
-// (one tile, one chunk) dot products, prefetching ahead of `stream`, the tile's
-// 2 KB share of the chunk in memory order.
+// (one tile, one chunk) dot products. Tile by tile, the sweep reads a quad's
+// interleaved groups out of memory order, so each tile prefetches ahead of
+// `stream`, its 2 KB share of the chunk's bytes in memory order: the
+// prefetches still run forward through memory (stream_prefetch.h; non-temporal
+// 3 blocks ahead was 4-10 % faster from DRAM than prefetcht0 8 blocks ahead
+// here too, docs/kernels.md).
 inline void accumulate_block(const BlockPlanes& blk, const uint8_t* stream, const uint8_t* chunk_tables, bool first,
                              int32_t* acc) {
   HalfSums s[2];
   for (auto& h : s) h.a = h.b = _mm256_setzero_si256();
   for (size_t g = 0; g < kChunkGroups; ++g) {
-    const uint8_t* at = stream + g * kGroupBytes;
-    _mm_prefetch(reinterpret_cast<const char*>(at + kPrefetchBytes), _MM_HINT_NTA);
-    _mm_prefetch(reinterpret_cast<const char*>(at + kPrefetchBytes + 64), _MM_HINT_NTA);
-    prefetch_page_ahead(at, kGroupBytes);
+    prefetch_gemv_stream(stream + g * kGroupBytes);
     const GroupTable t(chunk_tables + g * kGroupTableBytes);
     const uint8_t* planes = blk.group(g);
     for (size_t h = 0; h < 2; ++h) accumulate_half(t, planes + 32 * h, planes + kPlaneBytes + 32 * h, s[h]);

@@ -19,7 +19,7 @@
 
 #include "avx512.h"
 #include "avx512_intrinsics.h"
-#include "../page_prefetch.h"
+#include "../stream_prefetch.h"
 #include "../x86_avx2/tile_gemm.h"
 
 namespace bitnet {
@@ -110,16 +110,9 @@ inline void accumulate_group(const GroupTable& t, const uint8_t* planes, __m512i
   s.b = _mm512_add_epi16(s.b, _mm512_maddubs_epi16(weights, _mm512_unpackhi_epi8(dl, dh)));
 }
 
-// Bytes prefetched ahead of the plane being read, in the GEMV's memory-order
-// sweep, with non-temporal prefetches: 5-10 % faster from DRAM than prefetcht0
-// 16 KB ahead; among distances of 2 to 16 KB the best one changed from run to
-// run, and 6 KB was never far from it (docs/kernels.md). Each page is also
-// prefetched once, further ahead (page_prefetch.h).
-// Near the end of a matrix the addresses may lie past it: prefetches never fault.
-constexpr size_t kPrefetchBytes = 3 * kBlockBytes;
-
 // Sums of one chunk for the kTiles tiles of one quad (starting at `quad`),
-// read group by group, i.e. in memory order, prefetching kPrefetchBytes ahead.
+// read group by group, i.e. in memory order, prefetching ahead of that order
+// (stream_prefetch.h).
 template <int kTiles>
 inline void quad_sums(const uint8_t* quad, const uint8_t* chunk_tables, TileSums* s) {
   const __m512i weights = _mm512_set1_epi16(16 << 8 | 1);
@@ -129,9 +122,7 @@ inline void quad_sums(const uint8_t* quad, const uint8_t* chunk_tables, TileSums
     const uint8_t* planes = quad + g * kTiles * kGroupBytes;
     for (int i = 0; i < kTiles; ++i) {
       const uint8_t* tile = planes + i * kGroupBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchBytes), _MM_HINT_NTA);
-      _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchBytes + 64), _MM_HINT_NTA);
-      prefetch_page_ahead(tile, kGroupBytes);
+      prefetch_gemv_stream(tile);
       accumulate_group(t, tile, weights, s[i]);
     }
   }
