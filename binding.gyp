@@ -41,13 +41,13 @@
           "target_name": "bitnet_kernels_avx2",
           "type": "static_library",
           "sources": ["<!@(node scripts/gyp-sources.js kernels_avx2)"],
-          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mbmi2"]
+          "cflags_cc": ["-falign-loops=64", "-mavx2", "-mfma", "-mf16c", "-mbmi2"]
         },
         {
           "target_name": "bitnet_kernels_avx512",
           "type": "static_library",
           "sources": ["<!@(node scripts/gyp-sources.js kernels_avx512)"],
-          "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni",
+          "cflags_cc": ["-falign-loops=64", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni",
                         "-mavx512vbmi", "-mavx2", "-mfma", "-mf16c", "-mbmi2"]
         }
       ]

@@ -1,5 +1,7 @@
 #include "ops.h"
 
+#include "stream_prefetch.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -12,8 +14,8 @@ namespace bitnet {
 
 uint8_t* AlignedBuffer::reserve(size_t bytes) {
   if (bytes > size_) {
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
+    const size_t rounded = round_up(bytes, kStreamPageBytes);
+    void* p = std::aligned_alloc(kStreamPageBytes, rounded);
     if (!p) throw std::bad_alloc();
     data_.reset(static_cast<uint8_t*>(p));
     size_ = rounded;
@@ -53,6 +55,22 @@ size_t total_tiles(const TernaryTarget* targets, size_t n_targets) {
   return n;
 }
 
+// y[r] = (sum over pieces p of sums(p)[offset + r]) * scale for rows [0, rows),
+// in one pass, a tile at a time so that both loops vectorize.
+template <class PieceSums>
+void sum_pieces_scaled(const PieceSums& sums, size_t pieces, size_t offset, size_t rows, float scale, float* y) {
+  for (size_t b = 0; b < rows; b += kRowTile) {
+    const size_t n = std::min(kRowTile, rows - b);
+    int32_t total[kRowTile];
+    std::memcpy(total, sums(0) + offset + b, n * sizeof(int32_t));
+    for (size_t p = 1; p < pieces; ++p) {
+      const int32_t* part = sums(p) + offset + b;
+      for (size_t r = 0; r < n; ++r) total[r] += part[r];
+    }
+    for (size_t r = 0; r < n; ++r) y[b + r] = static_cast<float>(total[r]) * scale;
+  }
+}
+
 }  // namespace
 
 void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targets, size_t n_targets,
@@ -74,15 +92,18 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   const size_t pieces = std::min(chunks, rt.pool->size());
   size_t rows = 0;  // padded rows of all targets, one after another
   for (size_t i = 0; i < n_targets; ++i) rows += targets[i].w.padded_rows();
+  // Each piece's tables, then its sums, in pages of their own: with the pieces'
+  // buffers packed one after another, a core's hardware prefetchers ran into
+  // the other core's lines (2560x2560 at 2 threads: 4-5 % slower, docs/kernels.md).
   const size_t table_bytes = round_up(chunks * k.ternary_table_bytes_per_chunk, 64);
-  const size_t sums_bytes = round_up(rows * sizeof(int32_t), 64);
-  uint8_t* buffer = scratch.reserve(pieces * (table_bytes + sums_bytes));
+  const size_t piece_bytes = round_up(table_bytes + rows * sizeof(int32_t), kStreamPageBytes);
+  uint8_t* buffer = scratch.reserve(pieces * piece_bytes);
   const auto piece_sums = [&](size_t p) {
-    return reinterpret_cast<int32_t*>(buffer + pieces * table_bytes + p * sums_bytes);
+    return reinterpret_cast<int32_t*>(buffer + p * piece_bytes + table_bytes);
   };
   rt.pool->parallel_for(pieces, [&](size_t p, size_t) {
     const size_t c0 = chunks * p / pieces, c1 = chunks * (p + 1) / pieces;
-    uint8_t* tab = buffer + p * table_bytes;
+    uint8_t* tab = buffer + p * piece_bytes;
     int32_t* sums = piece_sums(p);
     for (size_t c = c0; c < c1; ++c) {
       k.ternary_gemv_prepare(q, c, c + 1, tab);
@@ -93,15 +114,11 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
       k.ternary_gemv_chunks(targets[i].w, tab, c0, c1, sums, false);
     }
   }, 1);
-  int32_t* total = piece_sums(0);
-  for (size_t p = 1; p < pieces; ++p) {
-    const int32_t* part = piece_sums(p);
-    for (size_t r = 0; r < rows; ++r) total[r] += part[r];
-  }
+  size_t offset = 0;  // of each target's rows in the pieces' sums
   for (size_t i = 0; i < n_targets; ++i) {
     const TernaryTarget& t = targets[i];
-    for (size_t r = 0; r < t.w.rows; ++r) t.y[r] = static_cast<float>(total[r]) * t.out_scale;
-    total += t.w.padded_rows();
+    sum_pieces_scaled(piece_sums, pieces, offset, t.w.rows, t.out_scale, t.y);
+    offset += t.w.padded_rows();
   }
 }
 

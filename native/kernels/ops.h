@@ -13,7 +13,7 @@
 
 namespace bitnet {
 
-// A growable 64-byte-aligned scratch buffer (lookup tables, partial results).
+// A growable page-aligned scratch buffer (lookup tables, partial results).
 class AlignedBuffer {
  public:
   uint8_t* reserve(size_t bytes);

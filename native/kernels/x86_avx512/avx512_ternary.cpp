@@ -128,35 +128,44 @@ inline void quad_sums(const uint8_t* quad, const uint8_t* chunk_tables, TileSums
   }
 }
 
-// The int16 sums in unpack order (a: rows {0-7, 16-23, 32-39, 48-55}, b: the
-// other 8 of each 16), widened to int32 rows 16j..16j+15 in out[j].
-inline void tile_rows(const TileSums& s, __m512i out[4]) {
-  // Widened, the quarters of x hold rows {0-7, 16-23}, of y {8-15, 24-31}, then 32-63 likewise.
-  const __m512i x0 = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(s.a));
-  const __m512i y0 = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(s.b));
-  const __m512i x1 = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(s.a, 1));
-  const __m512i y1 = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(s.b, 1));
-  out[0] = _mm512_shuffle_i64x2(x0, y0, _MM_SHUFFLE(1, 0, 1, 0));
-  out[1] = _mm512_shuffle_i64x2(x0, y0, _MM_SHUFFLE(3, 2, 3, 2));
-  out[2] = _mm512_shuffle_i64x2(x1, y1, _MM_SHUFFLE(1, 0, 1, 0));
-  out[3] = _mm512_shuffle_i64x2(x1, y1, _MM_SHUFFLE(3, 2, 3, 2));
-}
+// vpermt2w indices (0-31: a lane of TileSums::a, 32-63: of b) that gather,
+// for h = 0 and 1, rows 32h..32h+15 into the even int16 lanes and rows
+// 32h+16..32h+31 into the odd ones. a's lane l holds row 16(l/8) + l%8, b's
+// lane l row 16(l/8) + 8 + l%8 (the unpack order).
+struct RowPairIndex {
+  alignas(64) uint16_t lanes[2][32];
+  RowPairIndex() {
+    for (size_t h = 0; h < 2; ++h)
+      for (size_t i = 0; i < 32; ++i) {
+        const size_t row = 32 * h + (i % 2) * 16 + i / 2, block = row / 16, k = row % 16;
+        lanes[h][i] = static_cast<uint16_t>(k < 8 ? 8 * block + k : 32 + 8 * block + k - 8);
+      }
+  }
+};
 
 // Chunk c of the kTiles tiles of the quad starting at tile t: sums = (first ?
-// 0 : sums) + their dot products.
+// 0 : sums) + their dot products, in row order. Widening: one word permute
+// per 32 rows pairs each row's int16 sum with another's, and vpdpwssd with
+// word weights (1, 0) or (0, 1) adds one of the pair to an int32 row sum
+// (measured: 5-10 % faster from DRAM at 2 threads than widening with
+// vpmovsxwd and restoring row order with vshufi64x2).
 template <int kTiles>
 inline void quad_step(const TernaryView& w, size_t c, size_t t, const uint8_t* chunk_tables, bool first,
                       int32_t* sums) {
+  static const RowPairIndex kPairs;
+  const __m512i even = _mm512_set1_epi32(1), odd = _mm512_set1_epi32(1 << 16);
   TileSums s[kTiles];
   quad_sums<kTiles>(w.quad(c, t), chunk_tables, s);
   for (int i = 0; i < kTiles; ++i) {
-    __m512i rows[4];
-    tile_rows(s[i], rows);
     int32_t* dst = sums + (t + i) * kRowTile;
-    for (int j = 0; j < 4; ++j) {
-      __m512i v = rows[j];
-      if (!first) v = _mm512_add_epi32(v, _mm512_load_si512(dst + 16 * j));
-      _mm512_store_si512(dst + 16 * j, v);
+    for (size_t h = 0; h < 2; ++h) {
+      const __m512i pair = _mm512_permutex2var_epi16(s[i].a, _mm512_load_si512(kPairs.lanes[h]), s[i].b);
+      int32_t* low = dst + 32 * h;
+      int32_t* high = low + 16;
+      const __m512i low_sum = first ? _mm512_setzero_si512() : _mm512_load_si512(low);
+      const __m512i high_sum = first ? _mm512_setzero_si512() : _mm512_load_si512(high);
+      _mm512_store_si512(low, _mm512_dpwssd_epi32(low_sum, pair, even));
+      _mm512_store_si512(high, _mm512_dpwssd_epi32(high_sum, pair, odd));
     }
   }
 }
