@@ -114,7 +114,7 @@ inline void accumulate_block(const BlockPlanes& blk, const uint8_t* stream, cons
   HalfSums s[2];
   for (auto& h : s) h.a = h.b = _mm256_setzero_si256();
   for (size_t g = 0; g < kChunkGroups; ++g) {
-    prefetch_gemv_stream(stream + g * kGroupBytes);
+    prefetch_stream<kGroupBytes>(stream + g * kGroupBytes);
     const GroupTable t(chunk_tables + g * kGroupTableBytes);
     const uint8_t* planes = blk.group(g);
     for (size_t h = 0; h < 2; ++h) accumulate_half(t, planes + 32 * h, planes + kPlaneBytes + 32 * h, s[h]);

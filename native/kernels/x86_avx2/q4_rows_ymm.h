@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../stream_prefetch.h"
+
 namespace bitnet {
 
 template <class Dot>
@@ -39,6 +41,7 @@ void matvec_q4_rows_ymm(const uint8_t* w, size_t cols_padded, const int8_t* q, c
     __m256i acc[4];
     for (auto& a : acc) a = _mm256_setzero_si256();
     for (size_t b = 0; b < row_bytes; b += 64) {
+      prefetch_stream<64>(row + b);
       const int8_t* qb = q + 2 * b;
       for (size_t h = 0; h < 2; ++h) {
         const __m256i packed = load(row + b + 32 * h);

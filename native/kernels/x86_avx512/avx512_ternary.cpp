@@ -122,7 +122,7 @@ inline void quad_sums(const uint8_t* quad, const uint8_t* chunk_tables, TileSums
     const uint8_t* planes = quad + g * kTiles * kGroupBytes;
     for (int i = 0; i < kTiles; ++i) {
       const uint8_t* tile = planes + i * kGroupBytes;
-      prefetch_gemv_stream(tile);
+      prefetch_stream<kGroupBytes>(tile);
       accumulate_group(t, tile, weights, s[i]);
     }
   }
