@@ -16,6 +16,7 @@
 
 #include "kernel_table.h"
 #include "simd_math.h"
+#include "stream_prefetch.h"
 
 namespace bitnet {
 namespace simd {
@@ -34,10 +35,13 @@ constexpr size_t kAttendAccumulators = 8;
 // Addresses past the last position are never dereferenced: prefetches do not fault.
 constexpr size_t kAttendPrefetchRows = 64;
 
-// Prefetches `bytes` (a multiple of 64, or less than 64) from p on.
-inline void prefetch_stream(const f16_t* p, size_t bytes) {
-  const char* c = reinterpret_cast<const char*>(p);
+// Prefetches `bytes` (a multiple of 64, or less than 64) from p on, p being
+// kAttendPrefetchRows rows ahead of a walk that advances `step` bytes; and the
+// page 16 KB further on when this step starts it (stream_prefetch.h).
+inline void prefetch_rows(const f16_t* p, size_t bytes, size_t step) {
+  const uint8_t* c = reinterpret_cast<const uint8_t*>(p);
   for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 0);
+  prefetch_page_ahead(c, step);
 }
 
 // scores[h * t_len + t] = scale * q_h . K_t for kHeads heads.
@@ -52,7 +56,7 @@ void group_scores(const float* q, const f16_t* k, size_t kv_stride, size_t t_len
     for (auto& row : acc)
       for (F& a : row) a = S::zero();
     for (size_t j = 0; j < positions; ++j)
-      prefetch_stream(k + (t0 + j + kAttendPrefetchRows) * kv_stride, head_dim * sizeof(f16_t));
+      prefetch_rows(k + (t0 + j + kAttendPrefetchRows) * kv_stride, head_dim * sizeof(f16_t), kv_stride * sizeof(f16_t));
     size_t d = 0;
     for (; d + S::kLanes <= head_dim; d += S::kLanes) {
       for (size_t j = 0; j < positions; ++j) {
@@ -109,7 +113,8 @@ void group_values(const float* p, const f16_t* v, size_t kv_stride, size_t t_len
     for (auto& row : acc)
       for (F& a : row) a = S::zero();
     for (size_t t = 0; t < t_len; ++t) {
-      prefetch_stream(v + (t + kAttendPrefetchRows) * kv_stride + d0, vecs * S::kLanes * sizeof(f16_t));
+      prefetch_rows(v + (t + kAttendPrefetchRows) * kv_stride + d0, vecs * S::kLanes * sizeof(f16_t),
+                    kv_stride * sizeof(f16_t));
       F value[kVecs];
       for (size_t i = 0; i < vecs; ++i) value[i] = S::load_f16(v + t * kv_stride + d0 + i * S::kLanes);
       for (size_t h = 0; h < kHeads; ++h) {
