@@ -277,4 +277,16 @@ export class Runtime {
   measureReadBandwidth(mib = 512): number {
     return this.impl.measureReadBandwidth(mib);
   }
+
+  /**
+   * The indices of the k largest values, largest first; equal values in index order, NaN
+   * ranked by its bits (above +Infinity when positive). Runs on the calling thread, not on the
+   * pool, so it never waits for another session's forward pass.
+   * @param k 1..values.length
+   * @param out default: new Int32Array(k)
+   */
+  topK(values: Float32Array, k: number, out: Int32Array = new Int32Array(Math.max(0, k | 0))): Int32Array {
+    this.impl.topK(values, k, out);
+    return out.length === k ? out : out.subarray(0, k);
+  }
 }

@@ -50,6 +50,7 @@ export interface NativeRuntime {
   matvecI8(w: Int8Array, rows: number, colsPadded: number, q: Int8Array, rowScale: Float32Array,
            xInvScale: number, out: Float32Array): void;
   measureReadBandwidth(mib: number): number;
+  topK(values: Float32Array, k: number, out: Int32Array): void;
 }
 
 /** Shape and numerics of a model, as the native forward pass needs them. */

@@ -16,6 +16,7 @@ import {
   paddedLength,
   runnableIsas,
 } from '../src/index';
+import { topKIndices } from '../src/generation/sampler';
 
 // ---- deterministic inputs ---------------------------------------------------
 
@@ -387,6 +388,19 @@ describe.each(runnableIsas())('kernels on %s', (isa) => {
     });
     expectClose(rt.matvecI8(w8, rows, colsPadded, q, rowScale, 0.01), ref8);
   });
+
+  test('topK ranks like the JavaScript sampler, ties by index', () => {
+    // Few distinct values (ties at every rank), negatives and -Infinity; longer than one native piece.
+    const values = Float32Array.from({ length: 20000 }, () => Math.floor(rand() * 64) / 4 - 8);
+    for (let i = 0; i < 50; i++) values[Math.floor(rand() * values.length)] = -Infinity;
+    for (const k of [1, 7, 40, 64, 1000]) {
+      expect(Array.from(rt.topK(values, k))).toEqual(topKIndices(values, k));
+    }
+    const all = Float32Array.from([3, -Infinity, 3, 5, -1]);
+    expect(Array.from(rt.topK(all, 5))).toEqual([3, 0, 2, 4, 1]);
+    const out = new Int32Array(10);
+    expect(rt.topK(all, 2, out)).toEqual(Int32Array.from([3, 0]));
+  });
 });
 
 // ---- thread counts -------------------------------------------------------------
@@ -495,6 +509,11 @@ describe('argument checking', () => {
     ['f16ToF32 x', () => rt.f16ToF32(any(new Int16Array(8))), 'TypeError', 'f16ToF32: x must be a Uint16Array'],
     ['f32ToF16 out', () => rt.f32ToF16(f, new Uint16Array(2)), 'RangeError',
       'f32ToF16: out must be a Uint16Array of at least 8 elements (it has 2)'],
+    ['topK k 0', () => rt.topK(f, 0), 'RangeError', 'topK: k must be an integer in [1, 8] (got 0)'],
+    ['topK k too large', () => rt.topK(f, 9), 'RangeError', 'topK: k must be an integer in [1, 8] (got 9)'],
+    ['topK values', () => rt.topK(any(new Int32Array(8)), 1), 'TypeError', 'topK: values must be a Float32Array'],
+    ['topK out', () => rt.topK(f, 4, new Int32Array(2)), 'RangeError',
+      'topK: out must be an Int32Array of at least 4 elements (it has 2)'],
     ['matvecF16 w', () => rt.matvecF16(new Uint16Array(10), 4, 4, f), 'RangeError',
       'matvecF16: w must be a Uint16Array of at least 16 elements (it has 10)'],
     ['matvecI8 colsPadded', () => rt.matvecI8(new Int8Array(100), 1, 100, new Int8Array(100), f, 1), 'RangeError',

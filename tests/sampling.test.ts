@@ -1,5 +1,6 @@
 import { argmax, resolveSampling, Rng, sampleToken, applyPenalties } from '../src/generation/sampler';
 import { StopStringMatcher } from '../src/generation/stop';
+import { Runtime } from '../src/index';
 
 function logitsOf(values: number[]): Float32Array {
   return Float32Array.from(values);
@@ -92,6 +93,17 @@ describe('sampleToken', () => {
       return Array.from({ length: 30 }, (_, i) => sampleToken(logitsOf([1, 2, 3, 2, 1, i % 3]), [], s, rng));
     };
     expect(run()).toEqual(run());
+  });
+  it('picks the same tokens with the native top-k as with the JavaScript one', () => {
+    const rt = new Runtime({ threads: 1 });
+    const fill = new Rng(5);
+    const s = resolveSampling({ seed: 9 });
+    const [jsRng, nativeRng] = [new Rng(s.seed), new Rng(s.seed)];
+    for (let step = 0; step < 200; step++) {
+      const values = Array.from({ length: 3000 }, () => Math.floor(fill.next() * 200) / 16);
+      const js = sampleToken(logitsOf(values), [], s, jsRng);
+      expect(sampleToken(logitsOf(values), [], s, nativeRng, (l, k) => rt.topK(l, k))).toBe(js);
+    }
   });
 });
 

@@ -98,7 +98,8 @@ Napi::Function Runtime::Define(Napi::Env env) {
        InstanceMethod<&Runtime::F32ToF16>("f32ToF16"),
        InstanceMethod<&Runtime::MatvecF16>("matvecF16"),
        InstanceMethod<&Runtime::MatvecI8>("matvecI8"),
-       InstanceMethod<&Runtime::MeasureReadBandwidth>("measureReadBandwidth")});
+       InstanceMethod<&Runtime::MeasureReadBandwidth>("measureReadBandwidth"),
+       InstanceMethod<&Runtime::TopK>("topK")});
   addon_data(env).runtime = Napi::Persistent(ctor);
   return ctor;
 }
@@ -151,6 +152,22 @@ Napi::Value Runtime::Threads(const Napi::CallbackInfo& info) {
 Napi::Value Runtime::MeasureReadBandwidth(const Napi::CallbackInfo& info) {
   const size_t mib = integer(info[0], {"measureReadBandwidth", "mib"}, 1, size_t{1} << 16);
   return Napi::Number::New(info.Env(), bitnet::measure_read_bandwidth(ops(), mib << 20));
+}
+
+// topK(values: Float32Array, k: number, out: Int32Array): the indices of the k
+// largest values in out, largest first, equal values in index order
+// (bitnet::top_k). It runs on the calling thread, not on the pool: a sampler
+// calls it on the event loop between forward passes, and the pool may be busy
+// with another session's pass (57 us for 128256 values here).
+Napi::Value Runtime::TopK(const Napi::CallbackInfo& info) {
+  const char* fn = "topK";
+  const Span<float> values = typed_array<float>(info[0], {fn, "values"});
+  const size_t k = integer(info[1], {fn, "k"}, 1, values.size);
+  int32_t* out = typed_array<int32_t>(info[2], {fn, "out"}, k).data;
+  bitnet::ThreadPool calling_thread(1);
+  bitnet::top_k({kernels_, &calling_thread}, values.data, values.size, k, reinterpret_cast<uint32_t*>(out),
+                scratch_);
+  return info.Env().Undefined();
 }
 
 // quantizeActivations(x: Float32Array, q: Int8Array): number (the scale)

@@ -303,6 +303,8 @@ export class Session {
       const t1 = performance.now();
 
       const rng = new Rng(sampling.seed);
+      const topKOut = new Int32Array(Math.min(sampling.topK, this.host.vocab));
+      const nativeTopK = (values: Float32Array, k: number) => this.host.runtime.topK(values, k, topKOut);
       const decoder = new StreamDecoder(this.host.tokenizer, { skipSpecial: true });
       const matcher = new StopStringMatcher(options.stop ?? []);
       const generated: number[] = [];
@@ -315,7 +317,7 @@ export class Session {
           stopReason = 'aborted';
           break;
         }
-        const token = sampleToken(logits, this.cached, sampling, rng);
+        const token = sampleToken(logits, this.cached, sampling, rng, nativeTopK);
         if (stopIds.has(token)) {
           stopReason = 'eos';
           break;

