@@ -164,8 +164,7 @@ Napi::Value Runtime::TopK(const Napi::CallbackInfo& info) {
   const Span<float> values = typed_array<float>(info[0], {fn, "values"});
   const size_t k = integer(info[1], {fn, "k"}, 1, values.size);
   int32_t* out = typed_array<int32_t>(info[2], {fn, "out"}, k).data;
-  bitnet::ThreadPool calling_thread(1);
-  bitnet::top_k({kernels_, &calling_thread}, values.data, values.size, k, reinterpret_cast<uint32_t*>(out),
+  bitnet::top_k({kernels_, &calling_thread_}, values.data, values.size, k, reinterpret_cast<uint32_t*>(out),
                 scratch_);
   return info.Env().Undefined();
 }

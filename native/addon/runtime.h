@@ -64,6 +64,7 @@ class Runtime : public Napi::ObjectWrap<Runtime> {
 
   const bitnet::KernelTable* kernels_ = nullptr;
   std::unique_ptr<bitnet::ThreadPool> pool_;
+  bitnet::ThreadPool calling_thread_{1};  // no workers: runs jobs on the caller (topK)
   bitnet::AlignedBuffer scratch_;  // synchronous calls only; async jobs own theirs
 };
 

@@ -160,7 +160,7 @@ export function sampleToken(logits: Float32Array, history: ArrayLike<number>, s:
                             topK: TopKFn = topKIndices): number {
   applyPenalties(logits, history, s);
   if (s.temperature === 0) return argmax(logits);
-  let ids = Array.from(s.topK > 0 && s.topK < logits.length ? topK(logits, s.topK) : topKIndices(logits, logits.length));
+  let ids = s.topK > 0 && s.topK < logits.length ? Array.from(topK(logits, s.topK)) : topKIndices(logits, logits.length);
   // Probabilities at temperature 1 decide top-p and min-p, as in llama.cpp.
   const maxLogit = logits[ids[0]];
   let probs = ids.map((id) => Math.exp(logits[id] - maxLogit));

@@ -133,8 +133,8 @@ inline void quad_sums(const uint8_t* quad, const uint8_t* chunk_tables, TileSums
 // 32h+16..32h+31 into the odd ones. a's lane l holds row 16(l/8) + l%8, b's
 // lane l row 16(l/8) + 8 + l%8 (the unpack order).
 struct RowPairIndex {
-  alignas(64) uint16_t lanes[2][32];
-  RowPairIndex() {
+  alignas(64) uint16_t lanes[2][32] = {};
+  constexpr RowPairIndex() {
     for (size_t h = 0; h < 2; ++h)
       for (size_t i = 0; i < 32; ++i) {
         const size_t row = 32 * h + (i % 2) * 16 + i / 2, block = row / 16, k = row % 16;
@@ -142,6 +142,7 @@ struct RowPairIndex {
       }
   }
 };
+constexpr RowPairIndex kRowPairs;
 
 // Chunk c of the kTiles tiles of the quad starting at tile t: sums = (first ?
 // 0 : sums) + their dot products, in row order. Widening: one word permute
@@ -152,14 +153,13 @@ struct RowPairIndex {
 template <int kTiles>
 inline void quad_step(const TernaryView& w, size_t c, size_t t, const uint8_t* chunk_tables, bool first,
                       int32_t* sums) {
-  static const RowPairIndex kPairs;
   const __m512i even = _mm512_set1_epi32(1), odd = _mm512_set1_epi32(1 << 16);
   TileSums s[kTiles];
   quad_sums<kTiles>(w.quad(c, t), chunk_tables, s);
   for (int i = 0; i < kTiles; ++i) {
     int32_t* dst = sums + (t + i) * kRowTile;
     for (size_t h = 0; h < 2; ++h) {
-      const __m512i pair = _mm512_permutex2var_epi16(s[i].a, _mm512_load_si512(kPairs.lanes[h]), s[i].b);
+      const __m512i pair = _mm512_permutex2var_epi16(s[i].a, _mm512_load_si512(kRowPairs.lanes[h]), s[i].b);
       int32_t* low = dst + 32 * h;
       int32_t* high = low + 16;
       const __m512i low_sum = first ? _mm512_setzero_si512() : _mm512_load_si512(low);
