@@ -51,6 +51,13 @@ struct KernelTable {
   // the caller walk a range one chunk at a time.
   void (*ternary_gemv_chunks)(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1,
                               int32_t* sums, bool accumulate);
+  // The first matrix multiplied by q: builds the tables of chunks [c0, c1)
+  // into tables (as ternary_gemv_prepare) and sets sums (as ternary_gemv_chunks
+  // with accumulate false); the other matrices of the same q then reuse the
+  // tables through ternary_gemv_chunks. One call per piece of a GEMV, so that
+  // an ISA may build tables while the weights stream in.
+  void (*ternary_gemv_build_chunks)(const TernaryView& w, const int8_t* q, size_t c0, size_t c1,
+                                    uint8_t* tables, int32_t* sums);
 
   // --- ternary GEMM (prefill): m tokens at once ------------------------------
   // q: m rows of w.padded_cols() int8 each, row stride q_stride (>= padded_cols),
@@ -124,5 +131,22 @@ const KernelTable* neon_kernels();
 // Scalar helpers every ISA file may use for tails.
 float f16_to_f32_scalar(f16_t h);
 f16_t f32_to_f16_scalar(float f);  // round to nearest even, NaN/Inf preserved
+
+// The scalar ternary_gemv_prepare: "tables" that are a copy of the activations,
+// which the scalar and NEON GEMV walks read.
+void copy_activations_as_tables(const int8_t* q, size_t c0, size_t c1, uint8_t* tables);
+
+// ternary_gemv_build_chunks made of an ISA's prepare and chunks entries: each
+// chunk's tables are built right before the chunk is walked, so that the
+// build runs while the weights that the previous chunk's walk prefetched arrive.
+template <void (*kPrepare)(const int8_t*, size_t, size_t, uint8_t*),
+          void (*kChunks)(const TernaryView&, const uint8_t*, size_t, size_t, int32_t*, bool)>
+void prepare_each_chunk_then_walk(const TernaryView& w, const int8_t* q, size_t c0, size_t c1, uint8_t* tables,
+                                  int32_t* sums) {
+  for (size_t c = c0; c < c1; ++c) {
+    kPrepare(q, c, c + 1, tables);
+    kChunks(w, tables, c, c + 1, sums, c > c0);
+  }
+}
 
 }  // namespace bitnet

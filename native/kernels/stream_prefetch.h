@@ -34,6 +34,16 @@ inline void prefetch_page_ahead(const uint8_t* position, size_t step) {
   if ((ahead & (kStreamPageBytes - 1)) < step) __builtin_prefetch(reinterpret_cast<const void*>(ahead), 0, 0);
 }
 
+// Call where a weight stream starts: prefetches the lines and pages that
+// prefetch_stream, called from the start on, reaches only kLineAheadBytes and
+// kPageAheadBytes later. A GEMV piece is 0.1-1 MB, so its first page
+// translations and lines would otherwise arrive one after another.
+inline void prefetch_stream_start(const void* start) {
+  const uint8_t* p = static_cast<const uint8_t*>(start);
+  for (size_t page = 0; page <= kPageAheadBytes; page += kStreamPageBytes) __builtin_prefetch(p + page, 0, 0);
+  for (size_t line = 64; line < kLineAheadBytes; line += 64) __builtin_prefetch(p + line, 0, 0);
+}
+
 // Call with every kStepBytes (whole lines) of a weight stream walked forward
 // in memory order (a ternary GEMV's groups, an LM head's rows): prefetches the
 // step's lines kLineAheadBytes ahead, and the page kPageAheadBytes ahead when

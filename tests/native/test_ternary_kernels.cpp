@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "check.h"
@@ -99,6 +100,28 @@ std::vector<int32_t> gemv(const KernelTable& k, const TernaryView& w, const int8
   return total;
 }
 
+// The same sums through ternary_gemv_build_chunks on [0, cs) and [cs, chunks),
+// from tables and sums full of garbage; the tables it leaves must be the
+// ones ternary_gemv_prepare builds, which the other targets of a GEMV reuse.
+std::vector<int32_t> gemv_built(const KernelTable& k, const TernaryView& w, const int8_t* q, size_t cs) {
+  const size_t table_bytes = w.chunks() * k.ternary_table_bytes_per_chunk;
+  Tables built(k, w.chunks()), prepared(k, w.chunks());
+  std::memset(built.bytes.get(), 0xA5, table_bytes);
+  std::memset(prepared.bytes.get(), 0xA5, table_bytes);
+  k.ternary_gemv_prepare(q, 0, w.chunks(), prepared.bytes.get());
+  std::vector<int32_t> total(w.padded_rows(), 0);
+  std::unique_ptr<int32_t, decltype(&std::free)> part(
+      static_cast<int32_t*>(std::aligned_alloc(64, round_up(w.padded_rows() * sizeof(int32_t), 64))), &std::free);
+  for (const auto& [c0, c1] : {std::pair<size_t, size_t>{0, cs}, {cs, w.chunks()}}) {
+    if (c0 == c1) continue;
+    std::fill(part.get(), part.get() + w.padded_rows(), 0x5A5A5A5A);
+    k.ternary_gemv_build_chunks(w, q, c0, c1, built.bytes.get(), part.get());
+    for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += part.get()[r];
+  }
+  CHECK(std::memcmp(built.bytes.get(), prepared.bytes.get(), table_bytes) == 0);
+  return total;
+}
+
 std::vector<float> gemm(const KernelTable& k, const TernaryView& w, const std::vector<int8_t>& q,
                         size_t q_stride, size_t m, size_t y_stride, size_t ts) {
   std::vector<float> scales(m);
@@ -128,9 +151,12 @@ void check_gemv_shape(size_t rows, size_t cols, Fill fill, Act act, std::mt19937
   for (size_t r = 0; r < rows; r += 1 + rows / 17) CHECK_EQ(ref[r], dot(wv, cols, r, q.data()));
   for (size_t r = rows; r < w.view.padded_rows(); ++r) CHECK_EQ(ref[r], 0);
   CHECK(gemv(scalar_kernels(), w.view, q.data(), w.view.chunks() / 2) == ref);
+  CHECK(gemv_built(scalar_kernels(), w.view, q.data(), w.view.chunks() / 2) == ref);
   for (const KernelTable* k : check::simd_tables()) {
     if (gemv(*k, w.view, q.data(), w.view.chunks()) != ref ||
-        gemv(*k, w.view, q.data(), w.view.chunks() / 2) != ref)
+        gemv(*k, w.view, q.data(), w.view.chunks() / 2) != ref ||
+        gemv_built(*k, w.view, q.data(), w.view.chunks()) != ref ||
+        gemv_built(*k, w.view, q.data(), w.view.chunks() / 2) != ref)
       check::fail(__FILE__, __LINE__, std::string(k->isa_name) + " gemv differs at " +
                                           std::to_string(rows) + "x" + std::to_string(cols));
   }

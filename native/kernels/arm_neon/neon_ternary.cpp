@@ -131,6 +131,7 @@ void fill_neon_ternary(KernelTable& k) {
   // ternary_table_bytes_per_chunk and ternary_gemv_prepare stay the scalar ones
   // (a copy of the activations), which is what ternary_gemv_chunks reads.
   k.ternary_gemv_chunks = ternary_gemv_chunks;
+  k.ternary_gemv_build_chunks = prepare_each_chunk_then_walk<copy_activations_as_tables, ternary_gemv_chunks>;
   k.ternary_gemm_tiles = tiles_times_tokens;
 }
 

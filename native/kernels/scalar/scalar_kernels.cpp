@@ -68,11 +68,6 @@ void quantize_i8(const float* x, size_t n, float scale, int8_t* q) {
   }
 }
 
-// The scalar "tables" are the activations themselves.
-void ternary_gemv_prepare(const int8_t* q, size_t c0, size_t c1, uint8_t* tables) {
-  std::memcpy(tables + c0 * kChunkCols, q + c0 * kChunkCols, (c1 - c0) * kChunkCols);
-}
-
 // acc[r] += sum_k W[r][k] * q[k] over one block (one tile, one chunk) for every row r of the tile.
 void block_dots(const BlockPlanes& blk, const int8_t* q, int32_t* acc) {
   for (size_t g = 0; g < kChunkGroups; ++g) {
@@ -210,8 +205,9 @@ void matvec_q4(const uint8_t* w, size_t cols_padded, const int8_t* q, const floa
 }
 
 const KernelTable kScalar = {
-    "scalar",      absmax,     quantize_i8, kChunkCols, ternary_gemv_prepare,
-    ternary_gemv_chunks, ternary_gemm_tiles, rmsnorm, rope, attend,
+    "scalar",      absmax,     quantize_i8, kChunkCols, copy_activations_as_tables,
+    ternary_gemv_chunks, prepare_each_chunk_then_walk<copy_activations_as_tables, ternary_gemv_chunks>,
+    ternary_gemm_tiles, rmsnorm, rope, attend,
     relu2_gate,    silu_gate,  add_inplace, f16_to_f32, f32_to_f16,
     matvec_f16,    matvec_i8,  matvec_q4,  stream_read_vectors<16>,
 };
@@ -219,5 +215,9 @@ const KernelTable kScalar = {
 }  // namespace
 
 const KernelTable& scalar_kernels() { return kScalar; }
+
+void copy_activations_as_tables(const int8_t* q, size_t c0, size_t c1, uint8_t* tables) {
+  std::memcpy(tables + c0 * kChunkCols, q + c0 * kChunkCols, (c1 - c0) * kChunkCols);
+}
 
 }  // namespace bitnet

@@ -283,6 +283,7 @@ void fill_avx2_ternary(KernelTable& k) {
   k.ternary_table_bytes_per_chunk = kChunkTableBytes;
   k.ternary_gemv_prepare = ternary_gemv_prepare;
   k.ternary_gemv_chunks = ternary_gemv_chunks;
+  k.ternary_gemv_build_chunks = prepare_each_chunk_then_walk<ternary_gemv_prepare, ternary_gemv_chunks>;
   k.ternary_gemm_tiles = ternary_gemm_tiles;
 }
 
