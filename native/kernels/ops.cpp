@@ -60,8 +60,8 @@ size_t total_tiles(const TernaryTarget* targets, size_t n_targets) {
 // padded rows). Cloned per x86 ISA level: with AVX-512 it takes ~0.2 us for
 // 2560 rows in cache, against ~0.65 us for the baseline build's SSE2 with a
 // memcpy per tile. Integer sums and one float multiply: the same bits from
-// every clone.
-#if defined(__x86_64__)
+// every clone. Clones are resolved through ELF ifuncs, hence Linux only.
+#if defined(__x86_64__) && defined(__linux__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 void sum_pieces_scaled(const int32_t* sums, size_t piece_stride, size_t pieces, size_t rows, float scale,
