@@ -74,6 +74,11 @@ struct Tables {
               &std::free) {}
 };
 
+// A 64-byte-aligned buffer for the int32 sums of every padded row of w.
+std::unique_ptr<int32_t, decltype(&std::free)> row_sums(const TernaryView& w) {
+  return {static_cast<int32_t*>(std::aligned_alloc(64, round_up(w.padded_rows() * sizeof(int32_t), 64))), &std::free};
+}
+
 // Exact int32 sums W q through one table, with prepare and the GEMV split at
 // chunk `cs` and the two partial sums added, as ops.cpp adds its pieces. The
 // first piece is walked one chunk at a time from a buffer of garbage, which the
@@ -84,8 +89,7 @@ std::vector<int32_t> gemv(const KernelTable& k, const TernaryView& w, const int8
   k.ternary_gemv_prepare(q, 0, cs, t.bytes.get());
   k.ternary_gemv_prepare(q, cs, w.chunks(), t.bytes.get());
   std::vector<int32_t> total(w.padded_rows(), 0);
-  std::unique_ptr<int32_t, decltype(&std::free)> part(
-      static_cast<int32_t*>(std::aligned_alloc(64, round_up(w.padded_rows() * sizeof(int32_t), 64))), &std::free);
+  const auto part = row_sums(w);
   int32_t* sums = part.get();
   std::fill(sums, sums + w.padded_rows(), 0x5A5A5A5A);
   for (size_t c = 0; c < cs; ++c) k.ternary_gemv_chunks(w, t.bytes.get(), c, c + 1, sums, c > 0);
@@ -110,8 +114,7 @@ std::vector<int32_t> gemv_built(const KernelTable& k, const TernaryView& w, cons
   std::memset(prepared.bytes.get(), 0xA5, table_bytes);
   k.ternary_gemv_prepare(q, 0, w.chunks(), prepared.bytes.get());
   std::vector<int32_t> total(w.padded_rows(), 0);
-  std::unique_ptr<int32_t, decltype(&std::free)> part(
-      static_cast<int32_t*>(std::aligned_alloc(64, round_up(w.padded_rows() * sizeof(int32_t), 64))), &std::free);
+  const auto part = row_sums(w);
   for (const auto& [c0, c1] : {std::pair<size_t, size_t>{0, cs}, {cs, w.chunks()}}) {
     if (c0 == c1) continue;
     std::fill(part.get(), part.get() + w.padded_rows(), 0x5A5A5A5A);

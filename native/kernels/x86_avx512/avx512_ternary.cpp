@@ -193,8 +193,8 @@ void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0,
 
 // Chunk c0's tables first, then chunk c + 1's a few groups after each quad of
 // chunk c: the build never holds up the weight stream for a whole chunk
-// (against building each chunk's tables right before its walk: 1-3 % faster at
-// 2 threads from DRAM, and never slower, docs/kernels.md).
+// (against building each chunk's tables right before its walk: 0-3 points of
+// the read bandwidth faster at 2 threads from DRAM, docs/kernels.md stop 15).
 void ternary_gemv_build_chunks(const TernaryView& w, const int8_t* q, size_t c0, size_t c1, uint8_t* tables,
                                int32_t* sums) {
   prefetch_stream_start(w.quad(c0, 0));
