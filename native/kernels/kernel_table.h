@@ -26,6 +26,19 @@ enum class ReadPrefetch { kNone, kT0Far, kNonTemporalNear, kNonTemporalNearPaged
 constexpr ReadPrefetch kReadPrefetches[] = {ReadPrefetch::kNone, ReadPrefetch::kT0Far,
                                             ReadPrefetch::kNonTemporalNear, ReadPrefetch::kNonTemporalNearPaged};
 
+// What a GEMV walk reports as it goes: the sums of rows [0, rows) will not
+// change again in this call. Reports come during the walk's last chunk, in
+// increasing order, the last one for all padded rows, so that another thread
+// can add up finished rows while the walk is still going (ops.cpp). A
+// default-constructed one ignores the reports.
+struct RowsFinal {
+  void (*report)(void* context, size_t rows) = nullptr;
+  void* context = nullptr;
+  void operator()(size_t rows) const {
+    if (report) report(context, rows);
+  }
+};
+
 struct KernelTable {
   const char* isa_name;
 
@@ -48,16 +61,17 @@ struct KernelTable {
   // Splitting a GEMV by column chunks keeps each thread's weights one
   // contiguous run of memory (the layout is chunk-major); the caller adds the
   // exact int32 partial sums of the pieces and scales them. accumulate lets
-  // the caller walk a range one chunk at a time.
+  // the caller walk a range one chunk at a time. Rows are reported to `done`
+  // as chunk c1 - 1 finishes them.
   void (*ternary_gemv_chunks)(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1,
-                              int32_t* sums, bool accumulate);
+                              int32_t* sums, bool accumulate, const RowsFinal& done);
   // The first matrix multiplied by q: builds the tables of chunks [c0, c1)
   // into tables (as ternary_gemv_prepare) and sets sums (as ternary_gemv_chunks
   // with accumulate false); the other matrices of the same q then reuse the
   // tables through ternary_gemv_chunks. One call per piece of a GEMV, so that
   // an ISA may build tables while the weights stream in.
   void (*ternary_gemv_build_chunks)(const TernaryView& w, const int8_t* q, size_t c0, size_t c1,
-                                    uint8_t* tables, int32_t* sums);
+                                    uint8_t* tables, int32_t* sums, const RowsFinal& done);
 
   // --- ternary GEMM (prefill): m tokens at once ------------------------------
   // q: m rows of w.padded_cols() int8 each, row stride q_stride (>= padded_cols),
@@ -140,12 +154,12 @@ void copy_activations_as_tables(const int8_t* q, size_t c0, size_t c1, uint8_t* 
 // chunk's tables are built right before the chunk is walked, so that the
 // build runs while the weights that the previous chunk's walk prefetched arrive.
 template <void (*kPrepare)(const int8_t*, size_t, size_t, uint8_t*),
-          void (*kChunks)(const TernaryView&, const uint8_t*, size_t, size_t, int32_t*, bool)>
+          void (*kChunks)(const TernaryView&, const uint8_t*, size_t, size_t, int32_t*, bool, const RowsFinal&)>
 void prepare_each_chunk_then_walk(const TernaryView& w, const int8_t* q, size_t c0, size_t c1, uint8_t* tables,
-                                  int32_t* sums) {
+                                  int32_t* sums, const RowsFinal& done) {
   for (size_t c = c0; c < c1; ++c) {
     kPrepare(q, c, c + 1, tables);
-    kChunks(w, tables, c, c + 1, sums, c > c0);
+    kChunks(w, tables, c, c + 1, sums, c > c0, c + 1 == c1 ? done : RowsFinal{});
   }
 }
 

@@ -33,15 +33,16 @@ float quantize_activations(const KernelTable& k, const float* x, size_t n, int8_
 
 namespace {
 
-// Calls fn(target, t0, t1) for the pieces of the global tile range [begin, end)
-// where the targets' tiles are numbered one after another.
+// Calls fn(target, base, t0, t1) for the pieces of the global tile range
+// [begin, end) where the targets' tiles are numbered one after another, the
+// target's first tile being global tile `base`.
 template <class Fn>
 void for_tiles(const TernaryTarget* targets, size_t n_targets, size_t begin, size_t end, Fn&& fn) {
   size_t base = 0;
   for (size_t i = 0; i < n_targets && base < end; ++i) {
     const size_t tiles = targets[i].w.row_tiles();
     const size_t lo = std::max(begin, base), hi = std::min(end, base + tiles);
-    if (lo < hi) fn(targets[i], lo - base, hi - base);
+    if (lo < hi) fn(targets[i], base, lo - base, hi - base);
     base += tiles;
   }
 }
@@ -77,6 +78,65 @@ void sum_pieces_scaled(const int32_t* sums, size_t piece_stride, size_t pieces, 
   }
 }
 
+// Where the pieces of one GEMV call stand. Other threads poll these, so each
+// lies on a cache line of its own, in a page apart from the pieces' tables and
+// sums (ternary_gemv).
+struct alignas(64) PieceProgress {
+  std::atomic<bool> started;
+  std::atomic<size_t> rows_final;  // of all targets' padded rows, one after another
+};
+struct alignas(64) SumRole {
+  std::atomic<bool> taken;
+  std::atomic<size_t> pieces_finished;  // by pieces that did not take the role
+};
+
+// Adds up the pieces' sums of all targets into their y, scaled, a quad of
+// tiles at a time, each as soon as every piece has reported its rows final.
+void add_up_pieces(const TernaryTarget* targets, size_t n_targets, const int32_t* sums, size_t piece_stride,
+                   const PieceProgress* progress, size_t pieces) {
+  const size_t tiles = total_tiles(targets, n_targets);
+  for (size_t t0 = 0; t0 < tiles; t0 += kQuadTiles) {
+    const size_t t1 = std::min(tiles, t0 + kQuadTiles);
+    spin_until([&] {
+      for (size_t p = 0; p < pieces; ++p)
+        if (progress[p].rows_final.load(std::memory_order_acquire) < t1 * kRowTile) return false;
+      return true;
+    });
+    for_tiles(targets, n_targets, t0, t1, [&](const TernaryTarget& t, size_t base, size_t a, size_t b) {
+      sum_pieces_scaled(sums + (base + a) * kRowTile, piece_stride, pieces,
+                        std::min(b * kRowTile, t.w.rows) - a * kRowTile, t.out_scale, t.y + a * kRowTile);
+    });
+  }
+}
+
+// Called by each piece once it has walked its chunks. The first piece to
+// finish adds up all pieces' sums, block by block as the slower pieces report
+// rows of their last chunks final: the wait for the slowest piece (1-2 us of
+// a 2560x2560 call at 2 threads) hides most of the sum (~1 us, mostly reading
+// the other core's sums), which used to follow the join (2560x2560, 2 threads,
+// calls alternated: median 0.75-0.9 us per call less, docs/kernels.md). It may
+// wait only for pieces that some thread walks: a piece not started yet may be
+// this thread's next one (ThreadPool lets a thread claim several), so if one
+// has not started, the last piece to finish adds them up, waiting for nobody.
+// One thread does it all: threads claiming blocks from a shared counter were no
+// faster than the sum after the join.
+void finish_piece(const TernaryTarget* targets, size_t n_targets, const int32_t* sums, size_t piece_stride,
+                  const PieceProgress* progress, size_t pieces, SumRole& role) {
+  const auto take_role = [&] {
+    bool free = false;
+    return role.taken.compare_exchange_strong(free, true, std::memory_order_acq_rel);
+  };
+  bool all_started = true;
+  for (size_t p = 0; p < pieces; ++p) all_started = all_started && progress[p].started.load(std::memory_order_acquire);
+  if (all_started && take_role()) {
+    add_up_pieces(targets, n_targets, sums, piece_stride, progress, pieces);
+    return;
+  }
+  // Only if no piece has taken the role can every piece count itself here.
+  if (role.pieces_finished.fetch_add(1, std::memory_order_acq_rel) + 1 == pieces && take_role())
+    add_up_pieces(targets, n_targets, sums, piece_stride, progress, pieces);
+}
+
 }  // namespace
 
 void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targets, size_t n_targets,
@@ -97,31 +157,50 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   const size_t pieces = std::min(chunks, rt.pool->size());
   size_t rows = 0;  // padded rows of all targets, one after another
   for (size_t i = 0; i < n_targets; ++i) rows += targets[i].w.padded_rows();
-  // Each piece's tables, then its sums, in pages of their own: with the pieces'
-  // buffers packed one after another, a core's hardware prefetchers ran into
-  // the other core's lines (2560x2560 at 2 threads: 4-5 % slower, docs/kernels.md).
+  // The pieces' progress first, then each piece's tables and its sums, in pages
+  // of their own: with the pieces' buffers packed one after another, a core's
+  // hardware prefetchers ran into the other core's lines (2560x2560 at 2
+  // threads: 4-5 % slower, docs/kernels.md).
+  const size_t control_bytes = round_up((pieces + 1) * 64, kStreamPageBytes);
   const size_t table_bytes = round_up(chunks * k.ternary_table_bytes_per_chunk, 64);
   const size_t piece_bytes = round_up(table_bytes + rows * sizeof(int32_t), kStreamPageBytes);
-  uint8_t* buffer = scratch.reserve(pieces * piece_bytes);
+  uint8_t* buffer = scratch.reserve(control_bytes + pieces * piece_bytes);
+  auto* progress = reinterpret_cast<PieceProgress*>(buffer);
+  for (size_t p = 0; p < pieces; ++p) {
+    new (&progress[p]) PieceProgress;
+    progress[p].started.store(false, std::memory_order_relaxed);
+    progress[p].rows_final.store(0, std::memory_order_relaxed);
+  }
+  auto* role = new (buffer + pieces * sizeof(PieceProgress)) SumRole;
+  role->taken.store(false, std::memory_order_relaxed);
+  role->pieces_finished.store(0, std::memory_order_relaxed);
+  uint8_t* piece_buffers = buffer + control_bytes;
   const auto piece_sums = [&](size_t p) {
-    return reinterpret_cast<int32_t*>(buffer + p * piece_bytes + table_bytes);
+    return reinterpret_cast<int32_t*>(piece_buffers + p * piece_bytes + table_bytes);
   };
   rt.pool->parallel_for(pieces, [&](size_t p, size_t) {
+    PieceProgress& mine = progress[p];
+    mine.started.store(true, std::memory_order_release);
     const size_t c0 = chunks * p / pieces, c1 = chunks * (p + 1) / pieces;
-    uint8_t* tab = buffer + p * piece_bytes;
+    uint8_t* tab = piece_buffers + p * piece_bytes;
     int32_t* sums = piece_sums(p);
-    k.ternary_gemv_build_chunks(targets[0].w, q, c0, c1, tab, sums);
+    // Rows [0, n) of target i final: rows [0, rows_before + n) of this piece.
+    struct Report {
+      PieceProgress* piece;
+      size_t rows_before;
+    } report{&mine, 0};
+    const RowsFinal done{[](void* c, size_t n) {
+                           const auto* r = static_cast<const Report*>(c);
+                           r->piece->rows_final.store(r->rows_before + n, std::memory_order_release);
+                         },
+                         &report};
+    k.ternary_gemv_build_chunks(targets[0].w, q, c0, c1, tab, sums, done);
     for (size_t i = 1; i < n_targets; ++i) {
-      sums += targets[i - 1].w.padded_rows();
-      k.ternary_gemv_chunks(targets[i].w, tab, c0, c1, sums, false);
+      report.rows_before += targets[i - 1].w.padded_rows();
+      k.ternary_gemv_chunks(targets[i].w, tab, c0, c1, sums + report.rows_before, false, done);
     }
+    finish_piece(targets, n_targets, piece_sums(0), piece_bytes / sizeof(int32_t), progress, pieces, *role);
   }, 1);
-  size_t offset = 0;  // of each target's rows in the pieces' sums
-  for (size_t i = 0; i < n_targets; ++i) {
-    const TernaryTarget& t = targets[i];
-    sum_pieces_scaled(piece_sums(0) + offset, piece_bytes / sizeof(int32_t), pieces, t.w.rows, t.out_scale, t.y);
-    offset += t.w.padded_rows();
-  }
 }
 
 void ternary_gemm(const Runtime& rt, const int8_t* q, size_t q_stride, size_t m,
@@ -134,7 +213,7 @@ void ternary_gemm(const Runtime& rt, const int8_t* q, size_t q_stride, size_t m,
   for (size_t i = 0; i < n_targets; ++i)
     for (size_t r = 0; r < m; ++r) scales[i * m + r] = targets[i].out_scale / act_scale[r];
   rt.pool->parallel_for(total_tiles(targets, n_targets), [&](size_t b, size_t e) {
-    for_tiles(targets, n_targets, b, e, [&](const TernaryTarget& t, size_t t0, size_t t1) {
+    for_tiles(targets, n_targets, b, e, [&](const TernaryTarget& t, size_t, size_t t0, size_t t1) {
       const size_t idx = static_cast<size_t>(&t - targets);
       k.ternary_gemm_tiles(t.w, q, q_stride, m, scales + idx * m, t.y, t.y_stride, t0, t1);
     });

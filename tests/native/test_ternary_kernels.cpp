@@ -79,11 +79,38 @@ std::unique_ptr<int32_t, decltype(&std::free)> row_sums(const TernaryView& w) {
   return {static_cast<int32_t*>(std::aligned_alloc(64, round_up(w.padded_rows() * sizeof(int32_t), 64))), &std::free};
 }
 
+// Follows one GEMV call's RowsFinal reports: each must report more rows than
+// the one before, the last all padded rows, and rows reported final must hold
+// then what they hold when the call returns (checked through the rows each
+// report adds, copied when reported).
+class ReportedRows {
+ public:
+  ReportedRows(const int32_t* sums, size_t padded_rows) : sums_(sums), padded_rows_(padded_rows) {}
+  RowsFinal hook() {
+    return {[](void* self, size_t rows) { static_cast<ReportedRows*>(self)->report(rows); }, this};
+  }
+  // After the call.
+  void verify() const {
+    CHECK_EQ(copied_.size(), padded_rows_);
+    CHECK(std::memcmp(copied_.data(), sums_, padded_rows_ * sizeof(int32_t)) == 0);
+  }
+
+ private:
+  void report(size_t rows) {
+    CHECK(rows > copied_.size() && rows <= padded_rows_);
+    copied_.insert(copied_.end(), sums_ + copied_.size(), sums_ + rows);
+  }
+  const int32_t* sums_;
+  size_t padded_rows_;
+  std::vector<int32_t> copied_;
+};
+
 // Exact int32 sums W q through one table, with prepare and the GEMV split at
 // chunk `cs` and the two partial sums added, as ops.cpp adds its pieces. The
 // first piece is walked one chunk at a time from a buffer of garbage, which the
 // first call must overwrite and the others add to; the second piece adds its
-// whole range at once to a known starting value.
+// whole range at once to a known starting value. Every call's reports of
+// final rows are checked.
 std::vector<int32_t> gemv(const KernelTable& k, const TernaryView& w, const int8_t* q, size_t cs) {
   Tables t(k, w.chunks());
   k.ternary_gemv_prepare(q, 0, cs, t.bytes.get());
@@ -92,13 +119,19 @@ std::vector<int32_t> gemv(const KernelTable& k, const TernaryView& w, const int8
   const auto part = row_sums(w);
   int32_t* sums = part.get();
   std::fill(sums, sums + w.padded_rows(), 0x5A5A5A5A);
-  for (size_t c = 0; c < cs; ++c) k.ternary_gemv_chunks(w, t.bytes.get(), c, c + 1, sums, c > 0);
+  for (size_t c = 0; c < cs; ++c) {
+    ReportedRows reported(sums, w.padded_rows());
+    k.ternary_gemv_chunks(w, t.bytes.get(), c, c + 1, sums, c > 0, reported.hook());
+    reported.verify();
+  }
   if (cs > 0)
     for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += sums[r];
   constexpr int32_t kStart = -1234567;
   std::fill(sums, sums + w.padded_rows(), kStart);
   if (cs < w.chunks()) {
-    k.ternary_gemv_chunks(w, t.bytes.get(), cs, w.chunks(), sums, true);
+    ReportedRows reported(sums, w.padded_rows());
+    k.ternary_gemv_chunks(w, t.bytes.get(), cs, w.chunks(), sums, true, reported.hook());
+    reported.verify();
     for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += sums[r] - kStart;
   }
   return total;
@@ -118,7 +151,9 @@ std::vector<int32_t> gemv_built(const KernelTable& k, const TernaryView& w, cons
   for (const auto& [c0, c1] : {std::pair<size_t, size_t>{0, cs}, {cs, w.chunks()}}) {
     if (c0 == c1) continue;
     std::fill(part.get(), part.get() + w.padded_rows(), 0x5A5A5A5A);
-    k.ternary_gemv_build_chunks(w, q, c0, c1, built.bytes.get(), part.get());
+    ReportedRows reported(part.get(), w.padded_rows());
+    k.ternary_gemv_build_chunks(w, q, c0, c1, built.bytes.get(), part.get(), reported.hook());
+    reported.verify();
     for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += part.get()[r];
   }
   CHECK(std::memcmp(built.bytes.get(), prepared.bytes.get(), table_bytes) == 0);

@@ -109,7 +109,7 @@ void tiles_times_tokens(const TernaryView& w, const int8_t* q, size_t q_stride, 
 
 // One token: each block is expanded and consumed at once, in memory order.
 void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
-                         bool accumulate) {
+                         bool accumulate, const RowsFinal& done) {
   const int8_t* q = reinterpret_cast<const int8_t*>(tables);
   alignas(16) int8_t expanded[kExpandedChunkBytes];
   for (size_t c = c0; c < c1; ++c) {
@@ -121,6 +121,7 @@ void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0,
       for (size_t r = 0; r < kRowQuads; ++r) acc[r] = first ? vdupq_n_s32(0) : vld1q_s32(dst + 4 * r);
       dot_steps(expanded, kStepsPerChunk, q + c * kChunkCols, acc);
       for (size_t r = 0; r < kRowQuads; ++r) vst1q_s32(dst + 4 * r, acc[r]);
+      if (c + 1 == c1) done((t + 1) * kRowTile);
     }
   }
 }

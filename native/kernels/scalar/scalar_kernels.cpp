@@ -83,11 +83,14 @@ void block_dots(const BlockPlanes& blk, const int8_t* q, int32_t* acc) {
 }
 
 void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
-                         bool accumulate) {
+                         bool accumulate, const RowsFinal& done) {
   const int8_t* q = reinterpret_cast<const int8_t*>(tables);
   if (!accumulate) std::fill(sums, sums + w.padded_rows(), 0);
   for (size_t c = c0; c < c1; ++c)
-    for (size_t t = 0; t < w.row_tiles(); ++t) block_dots(w.block(c, t), q + c * kChunkCols, sums + t * kRowTile);
+    for (size_t t = 0; t < w.row_tiles(); ++t) {
+      block_dots(w.block(c, t), q + c * kChunkCols, sums + t * kRowTile);
+      if (c + 1 == c1) done((t + 1) * kRowTile);
+    }
 }
 
 void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, size_t m,

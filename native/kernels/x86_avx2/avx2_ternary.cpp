@@ -135,12 +135,14 @@ inline void accumulate_block(const BlockPlanes& blk, const uint8_t* stream, cons
 }
 
 void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
-                         bool accumulate) {
+                         bool accumulate, const RowsFinal& done) {
   for (size_t c = c0; c < c1; ++c) {
     const uint8_t* chunk = w.quad(c, 0);
-    for (size_t t = 0; t < w.row_tiles(); ++t)
+    for (size_t t = 0; t < w.row_tiles(); ++t) {
       accumulate_block(w.block(c, t), chunk + t * kBlockBytes, tables + c * kChunkTableBytes,
                        c == c0 && !accumulate, sums + t * kRowTile);
+      if (c + 1 == c1) done((t + 1) * kRowTile);
+    }
   }
 }
 

@@ -112,7 +112,12 @@ inline void accumulate_group(const GroupTable& t, const uint8_t* planes, __m512i
 
 // Sums of one chunk for the kTiles tiles of one quad (starting at `quad`),
 // read group by group, i.e. in memory order, prefetching ahead of that order
-// (stream_prefetch.h).
+// (stream_prefetch.h) once per group step of all kTiles tiles: one page test
+// per step, not one per tile. With a test per tile, the speed from DRAM
+// depended on where the linker put this code: 1 thread, 2560x2560, 37-40 us
+// per call at half of 16 placements 256 bytes apart and 50-60 us at the
+// others; with one test per step, 37-41 us at 30 of 32 placements
+// (docs/kernels.md, stop 16).
 template <int kTiles>
 inline void quad_sums(const uint8_t* quad, const uint8_t* chunk_tables, TileSums* s) {
   const __m512i weights = _mm512_set1_epi16(16 << 8 | 1);
@@ -120,11 +125,8 @@ inline void quad_sums(const uint8_t* quad, const uint8_t* chunk_tables, TileSums
   for (size_t g = 0; g < kChunkGroups; ++g) {
     const GroupTable t(chunk_tables + g * kGroupTableBytes);
     const uint8_t* planes = quad + g * kTiles * kGroupBytes;
-    for (int i = 0; i < kTiles; ++i) {
-      const uint8_t* tile = planes + i * kGroupBytes;
-      prefetch_stream<kGroupBytes>(tile);
-      accumulate_group(t, tile, weights, s[i]);
-    }
+    prefetch_stream<kTiles * kGroupBytes>(planes);
+    for (int i = 0; i < kTiles; ++i) accumulate_group(t, planes + i * kGroupBytes, weights, s[i]);
   }
 }
 
@@ -171,24 +173,26 @@ inline void quad_step(const TernaryView& w, size_t c, size_t t, const uint8_t* c
 }
 
 // Chunk c of every tile, quad by quad (in memory order: chunk c's quads lie one
-// after another, and chunk c + 1's follow them), calling after_quad() after each.
+// after another, and chunk c + 1's follow them), calling after_quad(rows) after
+// each with the rows walked so far.
 template <class AfterQuad>
 void walk_chunk(const TernaryView& w, size_t c, const uint8_t* chunk_tables, bool first, int32_t* sums,
                 AfterQuad&& after_quad) {
   static_assert(kQuadTiles == 4, "with_count_1_to_4 covers every quad size");
   for (size_t t = 0; t < w.row_tiles(); t += kQuadTiles) {
-    with_count_1_to_4(w.quad_tiles(t), [&](auto tiles) {
-      quad_step<decltype(tiles)::value>(w, c, t, chunk_tables, first, sums);
-    });
-    after_quad();
+    const size_t tiles = w.quad_tiles(t);
+    with_count_1_to_4(tiles, [&](auto n) { quad_step<decltype(n)::value>(w, c, t, chunk_tables, first, sums); });
+    after_quad((t + tiles) * kRowTile);
   }
 }
 
 void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
-                         bool accumulate) {
+                         bool accumulate, const RowsFinal& done) {
   prefetch_stream_start(w.quad(c0, 0));
   for (size_t c = c0; c < c1; ++c)
-    walk_chunk(w, c, tables + c * kChunkTableBytes, c == c0 && !accumulate, sums, [] {});
+    walk_chunk(w, c, tables + c * kChunkTableBytes, c == c0 && !accumulate, sums, [&](size_t rows) {
+      if (c + 1 == c1) done(rows);
+    });
 }
 
 // Chunk c0's tables first, then chunk c + 1's a few groups after each quad of
@@ -196,7 +200,7 @@ void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0,
 // (against building each chunk's tables right before its walk: 0-3 points of
 // the read bandwidth faster at 2 threads from DRAM, docs/kernels.md stop 15).
 void ternary_gemv_build_chunks(const TernaryView& w, const int8_t* q, size_t c0, size_t c1, uint8_t* tables,
-                               int32_t* sums) {
+                               int32_t* sums, const RowsFinal& done) {
   prefetch_stream_start(w.quad(c0, 0));
   ternary_gemv_prepare(q, c0, c0 + 1, tables);
   const size_t quads = (w.row_tiles() + kQuadTiles - 1) / kQuadTiles;
@@ -205,9 +209,10 @@ void ternary_gemv_build_chunks(const TernaryView& w, const int8_t* q, size_t c0,
     const int8_t* next_q = q + (c + 1) * kChunkCols;
     uint8_t* next_tables = tables + (c + 1) * kChunkTableBytes;
     size_t built = c + 1 < c1 ? 0 : kChunkGroups;  // groups of chunk c + 1 whose tables are built
-    walk_chunk(w, c, tables + c * kChunkTableBytes, c == c0, sums, [&] {
+    walk_chunk(w, c, tables + c * kChunkTableBytes, c == c0, sums, [&](size_t rows) {
       for (const size_t end = std::min(kChunkGroups, built + groups_per_quad); built < end; ++built)
         build_group_table(next_q + built * kGroupCols, next_tables + built * kGroupTableBytes);
+      if (c + 1 == c1) done(rows);
     });
   }
 }
