@@ -161,19 +161,15 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   // of their own: with the pieces' buffers packed one after another, a core's
   // hardware prefetchers ran into the other core's lines (2560x2560 at 2
   // threads: 4-5 % slower, docs/kernels.md).
-  const size_t control_bytes = round_up((pieces + 1) * 64, kStreamPageBytes);
+  const size_t control_bytes = round_up(pieces * sizeof(PieceProgress) + sizeof(SumRole), kStreamPageBytes);
   const size_t table_bytes = round_up(chunks * k.ternary_table_bytes_per_chunk, 64);
   const size_t piece_bytes = round_up(table_bytes + rows * sizeof(int32_t), kStreamPageBytes);
   uint8_t* buffer = scratch.reserve(control_bytes + pieces * piece_bytes);
+  // Value-initialized: not started, no rows final, the sum's role free. The
+  // pool's dispatch publishes them to the workers.
   auto* progress = reinterpret_cast<PieceProgress*>(buffer);
-  for (size_t p = 0; p < pieces; ++p) {
-    new (&progress[p]) PieceProgress;
-    progress[p].started.store(false, std::memory_order_relaxed);
-    progress[p].rows_final.store(0, std::memory_order_relaxed);
-  }
-  auto* role = new (buffer + pieces * sizeof(PieceProgress)) SumRole;
-  role->taken.store(false, std::memory_order_relaxed);
-  role->pieces_finished.store(0, std::memory_order_relaxed);
+  for (size_t p = 0; p < pieces; ++p) new (&progress[p]) PieceProgress{};
+  auto* role = new (buffer + pieces * sizeof(PieceProgress)) SumRole{};
   uint8_t* piece_buffers = buffer + control_bytes;
   const auto piece_sums = [&](size_t p) {
     return reinterpret_cast<int32_t*>(piece_buffers + p * piece_bytes + table_bytes);
