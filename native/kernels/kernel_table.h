@@ -8,6 +8,7 @@
 // start from the scalar one and override what they accelerate. tests/native
 // checks every entry of every runnable table against the scalar table.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -26,16 +27,27 @@ enum class ReadPrefetch { kNone, kT0Far, kNonTemporalNear, kNonTemporalNearPaged
 constexpr ReadPrefetch kReadPrefetches[] = {ReadPrefetch::kNone, ReadPrefetch::kT0Far,
                                             ReadPrefetch::kNonTemporalNear, ReadPrefetch::kNonTemporalNearPaged};
 
-// What a GEMV walk reports as it goes: the sums of rows [0, rows) will not
-// change again in this call. Reports come during the walk's last chunk, in
-// increasing order, the last one for all padded rows, so that another thread
-// can add up finished rows while the walk is still going (ops.cpp). A
-// default-constructed one ignores the reports.
-struct RowsFinal {
-  void (*report)(void* context, size_t rows) = nullptr;
+// A word for GemvWalk::poll that is never set.
+inline const std::atomic<uint32_t> kNeverPolled{0};
+
+// A GEMV walk over the steps [begin, end) of one matrix. A step is one quad of
+// row tiles of one chunk: step s is quad s % w.quads() of chunk s / w.quads(),
+// so the steps follow the packed layout in memory order. The kernel calls
+// after_step with the number of steps completed (their sums stored) after each
+// step; through its hook the caller (ops.cpp) learns which row sums are final
+// and hands the tail of the walk to another thread by lowering end (never below
+// the steps completed).
+struct GemvWalk {
+  size_t end;
+  // The hook runs after every step from step notify_from on, and after any
+  // step that finds *poll nonzero: a plain load per step, no call.
+  size_t notify_from = SIZE_MAX;
+  const std::atomic<uint32_t>* poll = &kNeverPolled;
+  void (*hook)(GemvWalk& walk, size_t done) = nullptr;
   void* context = nullptr;
-  void operator()(size_t rows) const {
-    if (report) report(context, rows);
+
+  void after_step(size_t done) {
+    if (done >= notify_from || poll->load(std::memory_order_relaxed) != 0) hook(*this, done);
   }
 };
 
@@ -55,23 +67,20 @@ struct KernelTable {
   // zero beyond the logical K) into tables + c * ternary_table_bytes_per_chunk.
   // tables is 64-byte aligned.
   void (*ternary_gemv_prepare)(const int8_t* q, size_t c0, size_t c1, uint8_t* tables);
-  // For chunks [c0, c1) (c0 < c1) of every row tile: sums[n] = (accumulate ?
-  // sums[n] : 0) + sum of W[n][k] * q[k] over the columns k of those chunks,
-  // for all w.padded_rows() rows (padding rows get 0). sums is 64-byte aligned.
-  // Splitting a GEMV by column chunks keeps each thread's weights one
-  // contiguous run of memory (the layout is chunk-major); the caller adds the
-  // exact int32 partial sums of the pieces and scales them. accumulate lets
-  // the caller walk a range one chunk at a time. Rows are reported to `done`
-  // as chunk c1 - 1 finishes them.
-  void (*ternary_gemv_chunks)(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1,
-                              int32_t* sums, bool accumulate, const RowsFinal& done);
-  // The first matrix multiplied by q: builds the tables of chunks [c0, c1)
-  // into tables (as ternary_gemv_prepare) and sets sums (as ternary_gemv_chunks
-  // with accumulate false); the other matrices of the same q then reuse the
-  // tables through ternary_gemv_chunks. One call per piece of a GEMV, so that
-  // an ISA may build tables while the weights stream in.
-  void (*ternary_gemv_build_chunks)(const TernaryView& w, const int8_t* q, size_t c0, size_t c1,
-                                    uint8_t* tables, int32_t* sums, const RowsFinal& done);
+  // sums[n] += sum of W[n][k] * q[k] over the columns k of the step's chunk,
+  // for the rows n of the step's quad, for the steps [begin, walk.end)
+  // (begin < walk.end) in order. sums: w.padded_rows() int32, 64-byte aligned.
+  // The steps of one chunk lie one after another, and the next chunk's follow,
+  // so a thread's range of steps is one contiguous run of memory; splitting a
+  // GEMV into ranges adds the same exact integers in any split.
+  void (*ternary_gemv_steps)(const TernaryView& w, const uint8_t* tables, size_t begin, GemvWalk& walk,
+                             int32_t* sums);
+  // The first matrix multiplied by q: ternary_gemv_steps that also builds the
+  // tables of each chunk it walks from q into tables (as ternary_gemv_prepare),
+  // so that an ISA may build tables while the weights stream in. The other
+  // matrices of the same q then reuse them through ternary_gemv_steps.
+  void (*ternary_gemv_build_steps)(const TernaryView& w, const int8_t* q, size_t begin, GemvWalk& walk,
+                                   uint8_t* tables, int32_t* sums);
 
   // --- ternary GEMM (prefill): m tokens at once ------------------------------
   // q: m rows of w.padded_cols() int8 each, row stride q_stride (>= padded_cols),
@@ -149,18 +158,5 @@ f16_t f32_to_f16_scalar(float f);  // round to nearest even, NaN/Inf preserved
 // The scalar ternary_gemv_prepare: "tables" that are a copy of the activations,
 // which the scalar and NEON GEMV walks read.
 void copy_activations_as_tables(const int8_t* q, size_t c0, size_t c1, uint8_t* tables);
-
-// ternary_gemv_build_chunks made of an ISA's prepare and chunks entries: each
-// chunk's tables are built right before the chunk is walked, so that the
-// build runs while the weights that the previous chunk's walk prefetched arrive.
-template <void (*kPrepare)(const int8_t*, size_t, size_t, uint8_t*),
-          void (*kChunks)(const TernaryView&, const uint8_t*, size_t, size_t, int32_t*, bool, const RowsFinal&)>
-void prepare_each_chunk_then_walk(const TernaryView& w, const int8_t* q, size_t c0, size_t c1, uint8_t* tables,
-                                  int32_t* sums, const RowsFinal& done) {
-  for (size_t c = c0; c < c1; ++c) {
-    kPrepare(q, c, c + 1, tables);
-    kChunks(w, tables, c, c + 1, sums, c > c0, c + 1 == c1 ? done : RowsFinal{});
-  }
-}
 
 }  // namespace bitnet

@@ -56,21 +56,20 @@ size_t total_tiles(const TernaryTarget* targets, size_t n_targets) {
   return n;
 }
 
-// y[r] = (sum over pieces p of sums[p * piece_stride + r]) * scale for r < rows,
-// in one pass, a tile at a time with fixed-length loops (the pieces hold
-// padded rows). Cloned per x86 ISA level: with AVX-512 it takes ~0.2 us for
-// 2560 rows in cache, against ~0.65 us for the baseline build's SSE2 with a
-// memcpy per tile. Integer sums and one float multiply: the same bits from
-// every clone. Clones are resolved through ELF ifuncs, hence Linux only.
+// y[r] = (sum over parts p of parts[p][r]) * scale for r < rows, in one pass,
+// a tile at a time with fixed-length loops (the parts hold padded rows).
+// Cloned per x86 ISA level: with AVX-512 it takes ~0.2 us for 2560 rows of two
+// parts in cache, against ~0.65 us for the baseline build's SSE2 with a memcpy
+// per tile. Integer sums and one float multiply: the same bits from every
+// clone. Clones are resolved through ELF ifuncs, hence Linux only.
 #if defined(__x86_64__) && defined(__linux__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
-void sum_pieces_scaled(const int32_t* sums, size_t piece_stride, size_t pieces, size_t rows, float scale,
-                       float* y) {
+void sum_parts_scaled(const int32_t* const* parts, size_t n_parts, size_t rows, float scale, float* y) {
   for (size_t b = 0; b < rows; b += kRowTile) {
     int32_t total[kRowTile] = {};
-    for (size_t p = 0; p < pieces; ++p) {
-      const int32_t* part = sums + p * piece_stride + b;
+    for (size_t p = 0; p < n_parts; ++p) {
+      const int32_t* part = parts[p] + b;
       for (size_t r = 0; r < kRowTile; ++r) total[r] += part[r];
     }
     const size_t n = std::min(kRowTile, rows - b);
@@ -78,63 +77,260 @@ void sum_pieces_scaled(const int32_t* sums, size_t piece_stride, size_t pieces, 
   }
 }
 
-// Where the pieces of one GEMV call stand. Other threads poll these, so each
-// lies on a cache line of its own, in a page apart from the pieces' tables and
-// sums (ternary_gemv).
+// --- One GEMV call's pieces ---------------------------------------------------
+//
+// Piece p owns the column chunks [c0, c1) of every target: in target i the
+// steps [c0 * quads_i, c1 * quads_i) (GemvWalk), one contiguous run of memory
+// (the layout is chunk-major). Its "sequence" is those runs of all targets one
+// after another. A piece that has walked its own sequence asks another piece
+// for the tail of that one's: the owner grants it after its current step, and
+// the thief adds what it walks into sums of its own. Rows are "global": the
+// padded rows of all targets one after another.
+
+// Steps a thief walks while a grant reaches it and it builds the tables (~0.5 us).
+constexpr size_t kStealStartSteps = 2;
+// The fewest steps worth granting: 16 KB.
+constexpr size_t kMinStolenSteps = 2;
+
+// StealBox::state: asked by a thief, answered by the owner after its next step.
+enum StealState : uint32_t { kStealOpen, kStealAsked, kStealGranted, kStealClosed };
+// Theft::status.
+enum TheftStatus : uint32_t { kTheftUndecided, kTheftNothing, kTheftTook };
+
+// Each line is written by one thread at a time and polled by others.
 struct alignas(64) PieceProgress {
   std::atomic<bool> started;
-  std::atomic<size_t> rows_final;  // of all targets' padded rows, one after another
+  std::atomic<size_t> rows_final;  // of the piece's own sums
+};
+struct alignas(64) StealBox {
+  std::atomic<uint32_t> state;
+  size_t begin, end;  // the granted steps of the owner's sequence, once granted
+};
+struct alignas(64) Theft {  // what the piece took once its own sequence was walked
+  std::atomic<uint32_t> status;
+  size_t rows_begin, rows_end;  // the rows its stolen sums hold: whole targets
+  std::atomic<size_t> rows_final;
+};
+struct PieceControl {
+  PieceProgress own;
+  StealBox box;
+  Theft theft;
 };
 struct alignas(64) SumRole {
   std::atomic<bool> taken;
   std::atomic<size_t> pieces_finished;  // by pieces that did not take the role
 };
 
-// Adds up the pieces' sums of all targets into their y, scaled, a quad of
-// tiles at a time, each as soon as every piece has reported its rows final.
-void add_up_pieces(const TernaryTarget* targets, size_t n_targets, const int32_t* sums, size_t piece_stride,
-                   const PieceProgress* progress, size_t pieces) {
-  const size_t tiles = total_tiles(targets, n_targets);
+struct GemvCall {
+  const KernelTable& k;
+  const int8_t* q;
+  const TernaryTarget* targets;
+  size_t n_targets, chunks, pieces, rows;
+  PieceControl* control;
+  SumRole* role;
+  const int32_t** parts;  // 2 * pieces pointers: the summing thread's scratch
+  uint8_t* buffers;       // per piece: tables, own sums, stolen sums
+  size_t table_bytes, piece_bytes;
+
+  size_t c0(size_t p) const { return chunks * p / pieces; }
+  size_t c1(size_t p) const { return chunks * (p + 1) / pieces; }
+  uint8_t* tables(size_t p) const { return buffers + p * piece_bytes; }
+  int32_t* own_sums(size_t p) const { return reinterpret_cast<int32_t*>(tables(p) + table_bytes); }
+  int32_t* stolen_sums(size_t p) const { return own_sums(p) + rows; }
+  size_t sequence_steps(size_t p) const {
+    size_t n = 0;
+    for (size_t i = 0; i < n_targets; ++i) n += (c1(p) - c0(p)) * targets[i].w.quads();
+    return n;
+  }
+};
+
+bool all_started(const GemvCall& call) {
+  for (size_t p = 0; p < call.pieces; ++p)
+    if (!call.control[p].own.started.load(std::memory_order_acquire)) return false;
+  return true;
+}
+
+// One target's share of a walk through piece v's sequence; the hook's context.
+struct TargetWalk {
+  const GemvCall& call;
+  size_t sequence_base;  // the sequence step of this target's first step
+  size_t step_base;      // that step's index in the target: c0(v) * quads
+  size_t begin;          // the walk's first target step
+  size_t quads, rows_before, padded_rows;
+  size_t& sequence_end;  // lowered when the tail is granted
+  StealBox* box;         // null when the tail cannot be granted
+  std::atomic<size_t>& rows_final;
+
+  // The first step after which the rows of the walk's last chunk turn final.
+  size_t notify_from(size_t end) const { return std::max(begin, (end - 1) / quads * quads) + 1; }
+
+  // A thief asked: grant it about half of what is left of the sequence, less
+  // what the owner walks while the thief starts, or refuse if that is too little.
+  void answer(GemvWalk& walk, size_t done) {
+    const size_t remaining = sequence_end - (sequence_base + done - step_base);
+    const size_t give = remaining > kStealStartSteps ? (remaining - kStealStartSteps) / 2 : 0;
+    if (give < kMinStolenSteps) {
+      box->state.store(kStealClosed, std::memory_order_release);
+      return;
+    }
+    box->begin = sequence_end - give;
+    box->end = sequence_end;
+    sequence_end -= give;
+    box->state.store(kStealGranted, std::memory_order_release);
+    const size_t end_here = step_base + (sequence_end - sequence_base);
+    if (end_here < walk.end) {
+      walk.end = end_here;
+      walk.notify_from = notify_from(end_here);
+    }
+  }
+
+  static void after_step(GemvWalk& walk, size_t done) {
+    auto& self = *static_cast<TargetWalk*>(walk.context);
+    if (walk.poll->load(std::memory_order_acquire) == kStealAsked) {
+      self.answer(walk, done);
+      walk.poll = &kNeverPolled;
+    }
+    if (done < walk.notify_from) return;
+    // In the walk's last chunk: quads below the next one are final (walked, or
+    // not touched in this chunk); all rows once the walk ends.
+    const size_t rows = done == walk.end ? self.padded_rows
+                                         : std::min(self.padded_rows, done % self.quads * kQuadTiles * kRowTile);
+    self.rows_final.store(self.rows_before + rows, std::memory_order_release);
+  }
+};
+
+// Walks steps [from, to) of piece v's sequence with the given tables, adding
+// to sums and reporting final rows. With a box, thieves may be granted the
+// tail (to is lowered) until the box is closed. build_first: build each
+// chunk's tables while walking the first target (the piece's own walk).
+void walk_sequence(const GemvCall& call, size_t v, size_t from, size_t& to, uint8_t* tables, int32_t* sums,
+                   std::atomic<size_t>& rows_final, StealBox* box, bool build_first) {
+  size_t base = 0, rows_before = 0;
+  for (size_t i = 0; i < call.n_targets && base < to; ++i) {
+    const TernaryView& w = call.targets[i].w;
+    const size_t quads = w.quads(), steps = (call.c1(v) - call.c0(v)) * quads;
+    if (from < base + steps) {
+      TargetWalk state{call,        base,       call.c0(v) * quads, call.c0(v) * quads + (std::max(from, base) - base),
+                       quads,       rows_before, w.padded_rows(),   to,
+                       box,         rows_final};
+      const bool answered = !box || box->state.load(std::memory_order_acquire) >= kStealGranted;
+      GemvWalk walk{state.step_base + (std::min(to, base + steps) - base)};
+      walk.notify_from = state.notify_from(walk.end);
+      walk.poll = answered ? &kNeverPolled : &box->state;
+      walk.hook = TargetWalk::after_step;
+      walk.context = &state;
+      int32_t* target_sums = sums + rows_before;
+      if (build_first && i == 0) call.k.ternary_gemv_build_steps(w, call.q, state.begin, walk, tables, target_sums);
+      else call.k.ternary_gemv_steps(w, tables, state.begin, walk, target_sums);
+    }
+    base += steps;
+    rows_before += w.padded_rows();
+  }
+}
+
+// Asks the other pieces, one after another, for the tail of their sequence
+// until one grants some, and walks it.
+void steal(const GemvCall& call, size_t p) {
+  Theft& theft = call.control[p].theft;
+  for (size_t i = 1; i < call.pieces; ++i) {
+    const size_t v = (p + i) % call.pieces;
+    StealBox& box = call.control[v].box;
+    uint32_t open = kStealOpen;
+    if (!box.state.compare_exchange_strong(open, kStealAsked, std::memory_order_acq_rel)) continue;
+    spin_until([&] { return box.state.load(std::memory_order_acquire) != kStealAsked; });
+    if (box.state.load(std::memory_order_acquire) != kStealGranted) continue;
+    // The targets the steps lie in, and their rows and chunks.
+    size_t base = 0, rows_before = 0, first_chunk = call.chunks, last_chunk = 0;
+    theft.rows_begin = call.rows;
+    theft.rows_end = 0;
+    for (size_t t = 0; t < call.n_targets; ++t) {
+      const TernaryView& w = call.targets[t].w;
+      const size_t quads = w.quads(), steps = (call.c1(v) - call.c0(v)) * quads;
+      const size_t lo = std::max(box.begin, base), hi = std::min(box.end, base + steps);
+      if (lo < hi) {
+        theft.rows_begin = std::min(theft.rows_begin, rows_before);
+        theft.rows_end = rows_before + w.padded_rows();
+        first_chunk = std::min(first_chunk, call.c0(v) + (lo - base) / quads);
+        last_chunk = std::max(last_chunk, call.c0(v) + (hi - 1 - base) / quads);
+      }
+      base += steps;
+      rows_before += w.padded_rows();
+    }
+    theft.rows_final.store(theft.rows_begin, std::memory_order_relaxed);
+    int32_t* sums = call.stolen_sums(p);
+    std::fill(sums + theft.rows_begin, sums + theft.rows_end, 0);
+    theft.status.store(kTheftTook, std::memory_order_release);
+    call.k.ternary_gemv_prepare(call.q, first_chunk, last_chunk + 1, call.tables(p));
+    size_t end = box.end;
+    walk_sequence(call, v, box.begin, end, call.tables(p), sums, theft.rows_final, nullptr, false);
+    theft.rows_final.store(call.rows, std::memory_order_release);
+    return;
+  }
+  theft.status.store(kTheftNothing, std::memory_order_release);
+}
+
+// Adds up every piece's own and stolen sums into the targets' y, scaled, a
+// quad of tiles at a time, each as soon as every sum it needs is final.
+void add_up_pieces(const GemvCall& call) {
+  const size_t tiles = total_tiles(call.targets, call.n_targets);
   for (size_t t0 = 0; t0 < tiles; t0 += kQuadTiles) {
     const size_t t1 = std::min(tiles, t0 + kQuadTiles);
+    const size_t rows_end = t1 * kRowTile;
+    // Whether the thief's sums hold rows [r0, r1): only the rows of the
+    // targets it took steps of are zeroed.
+    const auto stolen_within = [](const Theft& theft, size_t r0, size_t r1) {
+      return theft.status.load(std::memory_order_acquire) == kTheftTook && theft.rows_begin < r1 &&
+             r0 < theft.rows_end;
+    };
     spin_until([&] {
-      for (size_t p = 0; p < pieces; ++p)
-        if (progress[p].rows_final.load(std::memory_order_acquire) < t1 * kRowTile) return false;
+      for (size_t p = 0; p < call.pieces; ++p) {
+        const PieceControl& c = call.control[p];
+        if (c.own.rows_final.load(std::memory_order_acquire) < rows_end ||
+            c.theft.status.load(std::memory_order_acquire) == kTheftUndecided ||
+            (stolen_within(c.theft, t0 * kRowTile, rows_end) &&
+             c.theft.rows_final.load(std::memory_order_acquire) < rows_end))
+          return false;
+      }
       return true;
     });
-    for_tiles(targets, n_targets, t0, t1, [&](const TernaryTarget& t, size_t base, size_t a, size_t b) {
-      sum_pieces_scaled(sums + (base + a) * kRowTile, piece_stride, pieces,
-                        std::min(b * kRowTile, t.w.rows) - a * kRowTile, t.out_scale, t.y + a * kRowTile);
+    for_tiles(call.targets, call.n_targets, t0, t1, [&](const TernaryTarget& t, size_t base, size_t a, size_t b) {
+      const size_t first_row = (base + a) * kRowTile, end_row = (base + b) * kRowTile;
+      size_t n = 0;
+      for (size_t p = 0; p < call.pieces; ++p) {
+        call.parts[n++] = call.own_sums(p) + first_row;
+        if (stolen_within(call.control[p].theft, first_row, end_row))
+          call.parts[n++] = call.stolen_sums(p) + first_row;
+      }
+      sum_parts_scaled(call.parts, n, std::min(b * kRowTile, t.w.rows) - a * kRowTile, t.out_scale,
+                       t.y + a * kRowTile);
     });
   }
 }
 
-// Called by each piece once it has walked its chunks. The first piece to
-// finish adds up all pieces' sums, block by block as the slower pieces report
-// rows of their last chunks final: the wait for the slowest piece (1-2 us of
-// a 2560x2560 call at 2 threads) hides most of the sum (~1 us, mostly reading
-// the other core's sums), which used to follow the join (2560x2560, 2 threads,
-// calls alternated: median 0.75-0.9 us per call less, docs/kernels.md). It may
-// wait only for pieces that some thread walks: a piece not started yet may be
-// this thread's next one (ThreadPool lets a thread claim several), so if one
-// has not started, the last piece to finish adds them up, waiting for nobody.
-// One thread does it all: threads claiming blocks from a shared counter were no
-// faster than the sum after the join.
-void finish_piece(const TernaryTarget* targets, size_t n_targets, const int32_t* sums, size_t piece_stride,
-                  const PieceProgress* progress, size_t pieces, SumRole& role) {
+// Called by each piece once it has walked its sequence and what it took from
+// another. The first piece to finish adds up all pieces' sums, block by block
+// as the slower pieces report rows of their last chunks final: the wait for the
+// slowest piece hides most of the sum (~1 us of a 2560x2560 call at 2 threads,
+// mostly reading the other core's sums), which used to follow the join
+// (2560x2560, 2 threads, calls alternated: median 0.75-0.9 us per call less,
+// docs/kernels.md). It may wait only for pieces that some thread walks: a
+// piece not started yet may be this thread's next one (ThreadPool lets a
+// thread claim several), so if one has not started, the last piece to finish
+// adds them up, waiting for nobody. One thread does it all: threads claiming
+// blocks from a shared counter were no faster than the sum after the join.
+void finish_piece(const GemvCall& call) {
+  SumRole& role = *call.role;
   const auto take_role = [&] {
     bool free = false;
     return role.taken.compare_exchange_strong(free, true, std::memory_order_acq_rel);
   };
-  bool all_started = true;
-  for (size_t p = 0; p < pieces; ++p) all_started = all_started && progress[p].started.load(std::memory_order_acquire);
-  if (all_started && take_role()) {
-    add_up_pieces(targets, n_targets, sums, piece_stride, progress, pieces);
+  if (all_started(call) && take_role()) {
+    add_up_pieces(call);
     return;
   }
   // Only if no piece has taken the role can every piece count itself here.
-  if (role.pieces_finished.fetch_add(1, std::memory_order_acq_rel) + 1 == pieces && take_role())
-    add_up_pieces(targets, n_targets, sums, piece_stride, progress, pieces);
+  if (role.pieces_finished.fetch_add(1, std::memory_order_acq_rel) + 1 == call.pieces && take_role())
+    add_up_pieces(call);
 }
 
 }  // namespace
@@ -150,52 +346,59 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   // 2 threads against 69-78 % then, docs/kernels.md). Each piece builds the lookup
   // tables of its own chunks into its own buffer (no barrier, no tables from
   // the other core's cache) and writes exact int32 partial sums of every row;
-  // the sum over pieces is the same integer for any split. The tables are
-  // built while the first target is walked (ternary_gemv_build_chunks), not
-  // all before its first load (that delayed a 2560x2560 call by ~2.5 us of
-  // ~40, docs/kernels.md).
+  // the sum over pieces is the same integer for any split, and so is the sum
+  // after a piece has taken the tail of another's steps. The tables are built
+  // while the first target is walked (ternary_gemv_build_steps), not all
+  // before its first load (that delayed a 2560x2560 call by ~2.5 us of ~40,
+  // docs/kernels.md).
   const size_t pieces = std::min(chunks, rt.pool->size());
-  size_t rows = 0;  // padded rows of all targets, one after another
+  size_t rows = 0;
   for (size_t i = 0; i < n_targets; ++i) rows += targets[i].w.padded_rows();
-  // The pieces' progress first, then each piece's tables and its sums, in pages
-  // of their own: with the pieces' buffers packed one after another, a core's
-  // hardware prefetchers ran into the other core's lines (2560x2560 at 2
-  // threads: 4-5 % slower, docs/kernels.md).
-  const size_t control_bytes = round_up(pieces * sizeof(PieceProgress) + sizeof(SumRole), kStreamPageBytes);
+  // The pieces' control lines first, then each piece's tables and sums, in
+  // pages of their own: with the pieces' buffers packed one after another, a
+  // core's hardware prefetchers ran into the other core's lines (2560x2560 at
+  // 2 threads: 4-5 % slower, docs/kernels.md).
+  const size_t control_bytes = round_up(
+      pieces * (sizeof(PieceControl) + 2 * sizeof(const int32_t*)) + sizeof(SumRole), kStreamPageBytes);
   const size_t table_bytes = round_up(chunks * k.ternary_table_bytes_per_chunk, 64);
-  const size_t piece_bytes = round_up(table_bytes + rows * sizeof(int32_t), kStreamPageBytes);
+  const size_t piece_bytes = round_up(table_bytes + 2 * rows * sizeof(int32_t), kStreamPageBytes);
   uint8_t* buffer = scratch.reserve(control_bytes + pieces * piece_bytes);
-  // Value-initialized: not started, no rows final, the sum's role free. The
-  // pool's dispatch publishes them to the workers.
-  auto* progress = reinterpret_cast<PieceProgress*>(buffer);
-  for (size_t p = 0; p < pieces; ++p) new (&progress[p]) PieceProgress{};
-  auto* role = new (buffer + pieces * sizeof(PieceProgress)) SumRole{};
-  uint8_t* piece_buffers = buffer + control_bytes;
-  const auto piece_sums = [&](size_t p) {
-    return reinterpret_cast<int32_t*>(piece_buffers + p * piece_bytes + table_bytes);
-  };
+  // Value-initialized: nothing started, asked or taken, the sum's role free.
+  // The pool's dispatch publishes them to the workers.
+  auto* control = reinterpret_cast<PieceControl*>(buffer);
+  for (size_t p = 0; p < pieces; ++p) new (&control[p]) PieceControl{};
+  auto* role = new (buffer + pieces * sizeof(PieceControl)) SumRole{};
+  const GemvCall call{k,
+                      q,
+                      targets,
+                      n_targets,
+                      chunks,
+                      pieces,
+                      rows,
+                      control,
+                      role,
+                      reinterpret_cast<const int32_t**>(buffer + pieces * sizeof(PieceControl) + sizeof(SumRole)),
+                      buffer + control_bytes,
+                      table_bytes,
+                      piece_bytes};
   rt.pool->parallel_for(pieces, [&](size_t p, size_t) {
-    PieceProgress& mine = progress[p];
-    mine.started.store(true, std::memory_order_release);
-    const size_t c0 = chunks * p / pieces, c1 = chunks * (p + 1) / pieces;
-    uint8_t* tab = piece_buffers + p * piece_bytes;
-    int32_t* sums = piece_sums(p);
-    // Rows [0, n) of target i final: rows [0, rows_before + n) of this piece.
-    struct Report {
-      PieceProgress* piece;
-      size_t rows_before;
-    } report{&mine, 0};
-    const RowsFinal done{[](void* c, size_t n) {
-                           const auto* r = static_cast<const Report*>(c);
-                           r->piece->rows_final.store(r->rows_before + n, std::memory_order_release);
-                         },
-                         &report};
-    k.ternary_gemv_build_chunks(targets[0].w, q, c0, c1, tab, sums, done);
-    for (size_t i = 1; i < n_targets; ++i) {
-      report.rows_before += targets[i - 1].w.padded_rows();
-      k.ternary_gemv_chunks(targets[i].w, tab, c0, c1, sums + report.rows_before, false, done);
-    }
-    finish_piece(targets, n_targets, piece_sums(0), piece_bytes / sizeof(int32_t), progress, pieces, *role);
+    PieceControl& mine = control[p];
+    mine.own.started.store(true, std::memory_order_release);
+    int32_t* sums = call.own_sums(p);
+    std::fill(sums, sums + rows, 0);
+    size_t end = call.sequence_steps(p);
+    walk_sequence(call, p, 0, end, call.tables(p), sums, mine.own.rows_final, &mine.box, true);
+    // No grant after this: a thief that asked in the meantime is refused.
+    uint32_t open = kStealOpen;
+    if (!mine.box.state.compare_exchange_strong(open, kStealClosed, std::memory_order_acq_rel) &&
+        open == kStealAsked)
+      mine.box.state.store(kStealClosed, std::memory_order_release);
+    mine.own.rows_final.store(rows, std::memory_order_release);
+    // Only while every piece is walked by some thread: an unstarted one is
+    // this thread's to take from the pool.
+    if (all_started(call)) steal(call, p);
+    else mine.theft.status.store(kTheftNothing, std::memory_order_release);
+    finish_piece(call);
   }, 1);
 }
 

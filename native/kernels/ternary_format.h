@@ -53,6 +53,8 @@ struct TernaryView {
   size_t chunks() const { return (cols + kChunkCols - 1) / kChunkCols; }
   size_t padded_rows() const { return row_tiles() * kRowTile; }
   size_t padded_cols() const { return chunks() * kChunkCols; }
+  // Quads of tiles per chunk: a GEMV walks chunks() * quads() steps (GemvWalk).
+  size_t quads() const { return (row_tiles() + kQuadTiles - 1) / kQuadTiles; }
   // Tiles in the quad that holds `tile` (kQuadTiles except for a chunk's last quad).
   size_t quad_tiles(size_t tile) const {
     return std::min(kQuadTiles, row_tiles() - tile / kQuadTiles * kQuadTiles);

@@ -59,6 +59,13 @@ inline std::vector<const bitnet::KernelTable*> simd_tables() {
   return out;
 }
 
+// The SIMD tables and the scalar one.
+inline std::vector<const bitnet::KernelTable*> runnable_tables() {
+  std::vector<const bitnet::KernelTable*> out = simd_tables();
+  out.push_back(&bitnet::scalar_kernels());
+  return out;
+}
+
 }  // namespace check
 
 #define TEST_CASE(name)                                            \

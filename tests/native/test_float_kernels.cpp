@@ -417,8 +417,7 @@ TEST_CASE(stream_read_sums_every_word_for_every_prefetch_and_table) {
   std::mt19937_64 rng(21);
   std::vector<uint64_t> words(1 + 40000 / 8);
   for (auto& w : words) w = rng();
-  std::vector<const KernelTable*> tables = check::simd_tables();
-  tables.push_back(&scalar_kernels());
+  const std::vector<const KernelTable*> tables = check::runnable_tables();
   const uint8_t* data = reinterpret_cast<const uint8_t*>(words.data() + 1);
   // One line, lengths around the vector widths and the prefetch distances (4
   // and 16 KB), from 8 bytes into the buffer: loads need no alignment.
@@ -442,8 +441,7 @@ TEST_CASE(ops_are_byte_identical_for_any_thread_count) {
   const F16Matrix mf(1000, 2560, rng);
   const I8Matrix mi(1000, 2560, rng);
 
-  std::vector<const KernelTable*> tables = check::simd_tables();
-  tables.push_back(&scalar_kernels());
+  const std::vector<const KernelTable*> tables = check::runnable_tables();
   for (const KernelTable* t : tables) {
     std::vector<float> att1, f161, i81;
     for (size_t threads : {size_t{1}, size_t{2}, size_t{3}, size_t{8}}) {
@@ -489,8 +487,7 @@ TEST_CASE(attention_is_byte_identical_for_either_cache_layout) {
         k_heads[to] = k[from];
         v_heads[to] = v[from];
       }
-  std::vector<const KernelTable*> tables = check::simd_tables();
-  tables.push_back(&scalar_kernels());
+  const std::vector<const KernelTable*> tables = check::runnable_tables();
   for (const KernelTable* t : tables) {
     ThreadPool pool(2);
     const Runtime rt{t, &pool};

@@ -1,6 +1,8 @@
 // Every runnable SIMD table's ternary GEMV/GEMM against the scalar table
 // (bit-identical floats), on split ranges and edge cases, and the threaded ops
 // in ops.h for several pool sizes.
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -79,84 +81,90 @@ std::unique_ptr<int32_t, decltype(&std::free)> row_sums(const TernaryView& w) {
   return {static_cast<int32_t*>(std::aligned_alloc(64, round_up(w.padded_rows() * sizeof(int32_t), 64))), &std::free};
 }
 
-// Follows one GEMV call's RowsFinal reports: each must report more rows than
-// the one before, the last all padded rows, and rows reported final must hold
-// then what they hold when the call returns (checked through the rows each
-// report adds, copied when reported).
-class ReportedRows {
+// Follows one GEMV walk through its hook: each call must come right after one
+// more step, with that step's sums stored, which a scalar walk of the same
+// steps in lockstep checks (on small matrices: it is slow). The hook runs on
+// every step: first through the poll word, then, once it has cut the walk
+// short at step cut_at (lowering its end to cut_to, as ops.cpp does when it
+// grants a thief the tail), through notify_from.
+class StepChecker {
  public:
-  ReportedRows(const int32_t* sums, size_t padded_rows) : sums_(sums), padded_rows_(padded_rows) {}
-  RowsFinal hook() {
-    return {[](void* self, size_t rows) { static_cast<ReportedRows*>(self)->report(rows); }, this};
+  StepChecker(const TernaryView& w, const int8_t* q, const int32_t* sums, size_t begin, size_t cut_at, size_t cut_to)
+      : w_(w), sums_(sums), next_(begin), cut_at_(cut_at), cut_to_(cut_to), activations_(w.padded_cols()) {
+    if (w.rows * w.cols <= kLockstepWeights) {
+      copy_activations_as_tables(q, 0, w.chunks(), activations_.data());
+      model_.assign(sums, sums + w.padded_rows());
+    }
   }
-  // After the call.
-  void verify() const {
-    CHECK_EQ(copied_.size(), padded_rows_);
-    CHECK(std::memcmp(copied_.data(), sums_, padded_rows_ * sizeof(int32_t)) == 0);
+  void attach(GemvWalk& walk) {
+    walk.poll = &always_;
+    walk.hook = [](GemvWalk& wk, size_t done) { static_cast<StepChecker*>(wk.context)->step(wk, done); };
+    walk.context = this;
   }
+  // After the call: every step reported.
+  void verify(const GemvWalk& walk) const { CHECK_EQ(next_, walk.end); }
 
  private:
-  void report(size_t rows) {
-    CHECK(rows > copied_.size() && rows <= padded_rows_);
-    copied_.insert(copied_.end(), sums_ + copied_.size(), sums_ + rows);
+  static constexpr size_t kLockstepWeights = 1 << 20;
+  void step(GemvWalk& walk, size_t done) {
+    CHECK_EQ(done, next_ + 1);
+    next_ = done;
+    if (!model_.empty()) {
+      GemvWalk one{done};
+      scalar_kernels().ternary_gemv_steps(w_, activations_.data(), done - 1, one, model_.data());
+      const size_t t = (done - 1) % w_.quads() * kQuadTiles;
+      const size_t first = t * kRowTile, n = w_.quad_tiles(t) * kRowTile;
+      CHECK(std::memcmp(sums_ + first, model_.data() + first, n * sizeof(int32_t)) == 0);
+    }
+    if (done == cut_at_) {
+      walk.end = cut_to_;
+      walk.poll = &kNeverPolled;
+      walk.notify_from = done + 1;
+    }
   }
+  const TernaryView& w_;
   const int32_t* sums_;
-  size_t padded_rows_;
-  std::vector<int32_t> copied_;
+  size_t next_;
+  const size_t cut_at_, cut_to_;
+  std::vector<uint8_t> activations_;
+  std::vector<int32_t> model_;
+  std::atomic<uint32_t> always_{1};
 };
 
-// Exact int32 sums W q through one table, with prepare and the GEMV split at
-// chunk `cs` and the two partial sums added, as ops.cpp adds its pieces. The
-// first piece is walked one chunk at a time from a buffer of garbage, which the
-// first call must overwrite and the others add to; the second piece adds its
-// whole range at once to a known starting value. Every call's reports of
-// final rows are checked.
-std::vector<int32_t> gemv(const KernelTable& k, const TernaryView& w, const int8_t* q, size_t cs) {
-  Tables t(k, w.chunks());
-  k.ternary_gemv_prepare(q, 0, cs, t.bytes.get());
-  k.ternary_gemv_prepare(q, cs, w.chunks(), t.bytes.get());
+// Exact int32 sums W q through one table: steps [0, split) and [split, steps)
+// walked as two ranges whose partial sums are added, as ops.cpp adds its
+// pieces. The first range starts out to the end and is cut to `split` from its
+// hook halfway, as an owner grants its tail; the second is walked as the thief
+// walks it. Both add to sums that start at a known value. With build, the
+// tables come from ternary_gemv_build_steps (into garbage), and must end up
+// as ternary_gemv_prepare builds them, which the other targets of a GEMV reuse.
+std::vector<int32_t> gemv(const KernelTable& k, const TernaryView& w, const int8_t* q, size_t split, bool build) {
+  const size_t steps = w.chunks() * w.quads(), table_bytes = w.chunks() * k.ternary_table_bytes_per_chunk;
+  Tables tables(k, w.chunks()), prepared(k, w.chunks());
+  std::memset(tables.bytes.get(), 0xA5, table_bytes);
+  std::memset(prepared.bytes.get(), 0xA5, table_bytes);
+  k.ternary_gemv_prepare(q, 0, w.chunks(), prepared.bytes.get());
+  if (!build) std::memcpy(tables.bytes.get(), prepared.bytes.get(), table_bytes);
   std::vector<int32_t> total(w.padded_rows(), 0);
   const auto part = row_sums(w);
   int32_t* sums = part.get();
-  std::fill(sums, sums + w.padded_rows(), 0x5A5A5A5A);
-  for (size_t c = 0; c < cs; ++c) {
-    ReportedRows reported(sums, w.padded_rows());
-    k.ternary_gemv_chunks(w, t.bytes.get(), c, c + 1, sums, c > 0, reported.hook());
-    reported.verify();
-  }
-  if (cs > 0)
-    for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += sums[r];
   constexpr int32_t kStart = -1234567;
-  std::fill(sums, sums + w.padded_rows(), kStart);
-  if (cs < w.chunks()) {
-    ReportedRows reported(sums, w.padded_rows());
-    k.ternary_gemv_chunks(w, t.bytes.get(), cs, w.chunks(), sums, true, reported.hook());
-    reported.verify();
-    for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += sums[r] - kStart;
+  const bool cut = split >= 2 && split < steps;
+  const struct {
+    size_t begin, end, cut_at;
+  } ranges[] = {{0, cut ? steps : split, cut ? split / 2 : SIZE_MAX}, {split, steps, SIZE_MAX}};
+  for (const auto& r : ranges) {
+    if (r.begin == r.end) continue;
+    std::fill(sums, sums + w.padded_rows(), kStart);
+    GemvWalk walk{r.end};
+    StepChecker checker(w, q, sums, r.begin, r.cut_at, split);
+    checker.attach(walk);
+    if (build) k.ternary_gemv_build_steps(w, q, r.begin, walk, tables.bytes.get(), sums);
+    else k.ternary_gemv_steps(w, tables.bytes.get(), r.begin, walk, sums);
+    checker.verify(walk);
+    for (size_t i = 0; i < w.padded_rows(); ++i) total[i] += sums[i] - kStart;
   }
-  return total;
-}
-
-// The same sums through ternary_gemv_build_chunks on [0, cs) and [cs, chunks),
-// from tables and sums full of garbage; the tables it leaves must be the
-// ones ternary_gemv_prepare builds, which the other targets of a GEMV reuse.
-std::vector<int32_t> gemv_built(const KernelTable& k, const TernaryView& w, const int8_t* q, size_t cs) {
-  const size_t table_bytes = w.chunks() * k.ternary_table_bytes_per_chunk;
-  Tables built(k, w.chunks()), prepared(k, w.chunks());
-  std::memset(built.bytes.get(), 0xA5, table_bytes);
-  std::memset(prepared.bytes.get(), 0xA5, table_bytes);
-  k.ternary_gemv_prepare(q, 0, w.chunks(), prepared.bytes.get());
-  std::vector<int32_t> total(w.padded_rows(), 0);
-  const auto part = row_sums(w);
-  for (const auto& [c0, c1] : {std::pair<size_t, size_t>{0, cs}, {cs, w.chunks()}}) {
-    if (c0 == c1) continue;
-    std::fill(part.get(), part.get() + w.padded_rows(), 0x5A5A5A5A);
-    ReportedRows reported(part.get(), w.padded_rows());
-    k.ternary_gemv_build_chunks(w, q, c0, c1, built.bytes.get(), part.get(), reported.hook());
-    reported.verify();
-    for (size_t r = 0; r < w.padded_rows(); ++r) total[r] += part.get()[r];
-  }
-  CHECK(std::memcmp(built.bytes.get(), prepared.bytes.get(), table_bytes) == 0);
+  CHECK(std::memcmp(tables.bytes.get(), prepared.bytes.get(), table_bytes) == 0);
   return total;
 }
 
@@ -185,19 +193,19 @@ void check_gemv_shape(size_t rows, size_t cols, Fill fill, Act act, std::mt19937
   const auto wv = make_weights(rows, cols, fill, rng);
   const Matrix w = pack(wv, rows, cols);
   const auto q = make_activations(1, cols, w.view.padded_cols(), act, rng);
-  const auto ref = gemv(scalar_kernels(), w.view, q.data(), w.view.chunks());
+  const size_t steps = w.view.chunks() * w.view.quads();
+  const auto ref = gemv(scalar_kernels(), w.view, q.data(), steps, false);
   for (size_t r = 0; r < rows; r += 1 + rows / 17) CHECK_EQ(ref[r], dot(wv, cols, r, q.data()));
   for (size_t r = rows; r < w.view.padded_rows(); ++r) CHECK_EQ(ref[r], 0);
-  CHECK(gemv(scalar_kernels(), w.view, q.data(), w.view.chunks() / 2) == ref);
-  CHECK(gemv_built(scalar_kernels(), w.view, q.data(), w.view.chunks() / 2) == ref);
-  for (const KernelTable* k : check::simd_tables()) {
-    if (gemv(*k, w.view, q.data(), w.view.chunks()) != ref ||
-        gemv(*k, w.view, q.data(), w.view.chunks() / 2) != ref ||
-        gemv_built(*k, w.view, q.data(), w.view.chunks()) != ref ||
-        gemv_built(*k, w.view, q.data(), w.view.chunks() / 2) != ref)
-      check::fail(__FILE__, __LINE__, std::string(k->isa_name) + " gemv differs at " +
-                                          std::to_string(rows) + "x" + std::to_string(cols));
-  }
+  // Whole, split at a chunk boundary, split inside a chunk; walked alone and building the tables.
+  const size_t splits[] = {steps, w.view.chunks() / 2 * w.view.quads(), steps / 2 + 1};
+  for (const KernelTable* k : check::runnable_tables())
+    for (const size_t split : splits)
+      for (const bool build : {false, true})
+        if (gemv(*k, w.view, q.data(), split, build) != ref)
+          check::fail(__FILE__, __LINE__, std::string(k->isa_name) + " gemv differs at " + std::to_string(rows) +
+                                              "x" + std::to_string(cols) + ", split at step " +
+                                              std::to_string(split) + (build ? ", building tables" : ""));
 }
 
 void check_gemm_shape(size_t rows, size_t cols, size_t m, Fill fill, Act act, std::mt19937& rng) {
@@ -263,6 +271,7 @@ TEST_CASE(gemm_matches_scalar_on_a_2b4t_shape) {
 }
 
 TEST_CASE(ops_results_do_not_depend_on_thread_count) {
+  constexpr int kGemvCalls = 20;
   std::mt19937 rng(31);
   const size_t cols = 700, m = 11;
   const size_t rows[] = {300, 70, 70};  // q/k/v-like targets sharing one input
@@ -277,10 +286,8 @@ TEST_CASE(ops_results_do_not_depend_on_thread_count) {
   std::vector<float> act_scale(m);
   for (size_t i = 0; i < m; ++i) act_scale[i] = 10.f + static_cast<float>(i);
 
-  std::vector<const KernelTable*> tables = check::simd_tables();
-  tables.push_back(&scalar_kernels());
   std::vector<float> gemv_ref, gemm_ref;
-  for (const KernelTable* k : tables) {
+  for (const KernelTable* k : check::runnable_tables()) {
     for (size_t threads : {1, 2, 3, 8}) {
       ThreadPool pool(threads);
       const Runtime rt{k, &pool};
@@ -292,8 +299,17 @@ TEST_CASE(ops_results_do_not_depend_on_thread_count) {
         ys[i].assign(mats[i].view.rows, 0.f);
         targets.push_back({mats[i].view, 0.5f + static_cast<float>(i), ys[i].data(), 0});
       }
-      ternary_gemv(rt, q.data(), targets.data(), targets.size(), scratch);
-      for (const auto& y : ys) gemv_out.insert(gemv_out.end(), y.begin(), y.end());
+      // Threads take steps from each other as they finish (ops.cpp), so each
+      // call may split the work differently: every call must give the same bits.
+      for (int call = 0; call < kGemvCalls; ++call) {
+        ternary_gemv(rt, q.data(), targets.data(), targets.size(), scratch);
+        std::vector<float> out;
+        for (const auto& y : ys) out.insert(out.end(), y.begin(), y.end());
+        if (call > 0 && !same_bits(out, gemv_out))
+          check::fail(__FILE__, __LINE__, std::string(k->isa_name) + " with " + std::to_string(threads) +
+                                              " threads differs between calls");
+        gemv_out = std::move(out);
+      }
       for (size_t i = 0; i < mats.size(); ++i) {
         ys[i].assign(m * mats[i].view.rows, 0.f);
         targets[i].y = ys[i].data();

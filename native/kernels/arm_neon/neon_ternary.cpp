@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "../gemv_walk.h"
 #include "neon.h"
 
 namespace bitnet {
@@ -107,32 +108,30 @@ void tiles_times_tokens(const TernaryView& w, const int8_t* q, size_t q_stride, 
   }
 }
 
-// One token: each block is expanded and consumed at once, in memory order.
-void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
-                         bool accumulate, const RowsFinal& done) {
-  const int8_t* q = reinterpret_cast<const int8_t*>(tables);
+// One token, chunk c of the quad of tiles starting at tile t: each block is
+// expanded and consumed at once, in memory order.
+void quad_dots(const TernaryView& w, const uint8_t* tables, size_t c, size_t t, int32_t* sums) {
+  const int8_t* q = reinterpret_cast<const int8_t*>(tables) + c * kChunkCols;
   alignas(16) int8_t expanded[kExpandedChunkBytes];
-  for (size_t c = c0; c < c1; ++c) {
-    const bool first = c == c0 && !accumulate;
-    for (size_t t = 0; t < w.row_tiles(); ++t) {
-      expand_block(w.block(c, t), expanded);
-      int32_t* dst = sums + t * kRowTile;
-      int32x4_t acc[kRowQuads];
-      for (size_t r = 0; r < kRowQuads; ++r) acc[r] = first ? vdupq_n_s32(0) : vld1q_s32(dst + 4 * r);
-      dot_steps(expanded, kStepsPerChunk, q + c * kChunkCols, acc);
-      for (size_t r = 0; r < kRowQuads; ++r) vst1q_s32(dst + 4 * r, acc[r]);
-      if (c + 1 == c1) done((t + 1) * kRowTile);
-    }
+  for (size_t i = t; i < t + w.quad_tiles(t); ++i) {
+    expand_block(w.block(c, i), expanded);
+    int32_t* dst = sums + i * kRowTile;
+    int32x4_t acc[kRowQuads];
+    for (size_t r = 0; r < kRowQuads; ++r) acc[r] = vld1q_s32(dst + 4 * r);
+    dot_steps(expanded, kStepsPerChunk, q, acc);
+    for (size_t r = 0; r < kRowQuads; ++r) vst1q_s32(dst + 4 * r, acc[r]);
   }
 }
+
+using NeonGemv = QuadGemv<copy_activations_as_tables, quad_dots>;
 
 }  // namespace
 
 void fill_neon_ternary(KernelTable& k) {
   // ternary_table_bytes_per_chunk and ternary_gemv_prepare stay the scalar ones
-  // (a copy of the activations), which is what ternary_gemv_chunks reads.
-  k.ternary_gemv_chunks = ternary_gemv_chunks;
-  k.ternary_gemv_build_chunks = prepare_each_chunk_then_walk<copy_activations_as_tables, ternary_gemv_chunks>;
+  // (a copy of the activations), which is what quad_dots reads.
+  k.ternary_gemv_steps = NeonGemv::steps;
+  k.ternary_gemv_build_steps = NeonGemv::build_steps;
   k.ternary_gemm_tiles = tiles_times_tokens;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../gemv_walk.h"
 #include "../kernel_table.h"
 #include "../stream_read.h"
 
@@ -82,16 +83,13 @@ void block_dots(const BlockPlanes& blk, const int8_t* q, int32_t* acc) {
   }
 }
 
-void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
-                         bool accumulate, const RowsFinal& done) {
-  const int8_t* q = reinterpret_cast<const int8_t*>(tables);
-  if (!accumulate) std::fill(sums, sums + w.padded_rows(), 0);
-  for (size_t c = c0; c < c1; ++c)
-    for (size_t t = 0; t < w.row_tiles(); ++t) {
-      block_dots(w.block(c, t), q + c * kChunkCols, sums + t * kRowTile);
-      if (c + 1 == c1) done((t + 1) * kRowTile);
-    }
+// Chunk c of the quad of tiles starting at tile t.
+void quad_dots(const TernaryView& w, const uint8_t* tables, size_t c, size_t t, int32_t* sums) {
+  const int8_t* q = reinterpret_cast<const int8_t*>(tables) + c * kChunkCols;
+  for (size_t i = t; i < t + w.quad_tiles(t); ++i) block_dots(w.block(c, i), q, sums + i * kRowTile);
 }
+
+using ScalarGemv = QuadGemv<copy_activations_as_tables, quad_dots>;
 
 void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, size_t m,
                         const float* out_scale, float* y, size_t y_stride, size_t t0, size_t t1) {
@@ -209,8 +207,8 @@ void matvec_q4(const uint8_t* w, size_t cols_padded, const int8_t* q, const floa
 
 const KernelTable kScalar = {
     "scalar",      absmax,     quantize_i8, kChunkCols, copy_activations_as_tables,
-    ternary_gemv_chunks, prepare_each_chunk_then_walk<copy_activations_as_tables, ternary_gemv_chunks>,
-    ternary_gemm_tiles, rmsnorm, rope, attend,
+    ScalarGemv::steps,         ScalarGemv::build_steps,
+    ternary_gemm_tiles,        rmsnorm,     rope,       attend,
     relu2_gate,    silu_gate,  add_inplace, f16_to_f32, f32_to_f16,
     matvec_f16,    matvec_i8,  matvec_q4,  stream_read_vectors<16>,
 };

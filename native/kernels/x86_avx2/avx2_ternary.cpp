@@ -16,6 +16,7 @@
 
 #include <algorithm>
 
+#include "../gemv_walk.h"
 #include "../stream_prefetch.h"
 #include "avx2.h"
 #include "tile_gemm.h"
@@ -102,15 +103,14 @@ inline void accumulate_half(const GroupTable& t, const uint8_t* plus, const uint
   s.b = _mm256_add_epi16(s.b, _mm256_maddubs_epi16(one_sixteen, _mm256_unpackhi_epi8(dl, dh)));
 }
 
-// The tile's 64 int32 sums, in row order, = (first ? 0 : sums) + one block's
+// The tile's 64 int32 sums, in row order, += one block's
 // (one tile, one chunk) dot products. Tile by tile, the sweep reads a quad's
 // interleaved groups out of memory order, so each tile prefetches ahead of
 // `stream`, its 2 KB share of the chunk's bytes in memory order: the
 // prefetches still run forward through memory (stream_prefetch.h; non-temporal
 // 3 blocks ahead was 4-10 % faster from DRAM than prefetcht0 8 blocks ahead
 // here too, docs/kernels.md).
-inline void accumulate_block(const BlockPlanes& blk, const uint8_t* stream, const uint8_t* chunk_tables, bool first,
-                             int32_t* acc) {
+inline void accumulate_block(const BlockPlanes& blk, const uint8_t* stream, const uint8_t* chunk_tables, int32_t* acc) {
   HalfSums s[2];
   for (auto& h : s) h.a = h.b = _mm256_setzero_si256();
   for (size_t g = 0; g < kChunkGroups; ++g) {
@@ -129,22 +129,19 @@ inline void accumulate_block(const BlockPlanes& blk, const uint8_t* stream, cons
     };
     for (size_t j = 0; j < 4; ++j) {
       __m256i* dst = reinterpret_cast<__m256i*>(acc + 32 * h + 8 * j);
-      _mm256_store_si256(dst, first ? rows[j] : _mm256_add_epi32(_mm256_load_si256(dst), rows[j]));
+      _mm256_store_si256(dst, _mm256_add_epi32(_mm256_load_si256(dst), rows[j]));
     }
   }
 }
 
-void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
-                         bool accumulate, const RowsFinal& done) {
-  for (size_t c = c0; c < c1; ++c) {
-    const uint8_t* chunk = w.quad(c, 0);
-    for (size_t t = 0; t < w.row_tiles(); ++t) {
-      accumulate_block(w.block(c, t), chunk + t * kBlockBytes, tables + c * kChunkTableBytes,
-                       c == c0 && !accumulate, sums + t * kRowTile);
-      if (c + 1 == c1) done((t + 1) * kRowTile);
-    }
-  }
+// Chunk c of the quad of tiles starting at tile t.
+void quad_sums(const TernaryView& w, const uint8_t* tables, size_t c, size_t t, int32_t* sums) {
+  const uint8_t* chunk = w.quad(c, 0);
+  for (size_t i = t; i < t + w.quad_tiles(t); ++i)
+    accumulate_block(w.block(c, i), chunk + i * kBlockBytes, tables + c * kChunkTableBytes, sums + i * kRowTile);
 }
+
+using Avx2Gemv = QuadGemv<ternary_gemv_prepare, quad_sums>;
 
 // ---------------------------------------------------------------- GEMM
 
@@ -284,8 +281,8 @@ void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, 
 void fill_avx2_ternary(KernelTable& k) {
   k.ternary_table_bytes_per_chunk = kChunkTableBytes;
   k.ternary_gemv_prepare = ternary_gemv_prepare;
-  k.ternary_gemv_chunks = ternary_gemv_chunks;
-  k.ternary_gemv_build_chunks = prepare_each_chunk_then_walk<ternary_gemv_prepare, ternary_gemv_chunks>;
+  k.ternary_gemv_steps = Avx2Gemv::steps;
+  k.ternary_gemv_build_steps = Avx2Gemv::build_steps;
   k.ternary_gemm_tiles = ternary_gemm_tiles;
 }
 

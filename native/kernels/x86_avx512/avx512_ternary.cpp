@@ -19,6 +19,7 @@
 
 #include "avx512.h"
 #include "avx512_intrinsics.h"
+#include "../gemv_walk.h"
 #include "../stream_prefetch.h"
 #include "../x86_avx2/tile_gemm.h"
 
@@ -146,15 +147,14 @@ struct RowPairIndex {
 };
 constexpr RowPairIndex kRowPairs;
 
-// Chunk c of the kTiles tiles of the quad starting at tile t: sums = (first ?
-// 0 : sums) + their dot products, in row order. Widening: one word permute
-// per 32 rows pairs each row's int16 sum with another's, and vpdpwssd with
-// word weights (1, 0) or (0, 1) adds one of the pair to an int32 row sum
-// (measured: 5-10 % faster from DRAM at 2 threads than widening with
-// vpmovsxwd and restoring row order with vshufi64x2).
+// Chunk c of the kTiles tiles of the quad starting at tile t: sums += their
+// dot products, in row order. Widening: one word permute per 32 rows pairs each
+// row's int16 sum with another's, and vpdpwssd with word weights (1, 0) or
+// (0, 1) adds one of the pair to an int32 row sum (measured: 5-10 % faster
+// from DRAM at 2 threads than widening with vpmovsxwd and restoring row order
+// with vshufi64x2).
 template <int kTiles>
-inline void quad_step(const TernaryView& w, size_t c, size_t t, const uint8_t* chunk_tables, bool first,
-                      int32_t* sums) {
+inline void quad_step(const TernaryView& w, size_t c, size_t t, const uint8_t* chunk_tables, int32_t* sums) {
   const __m512i even = _mm512_set1_epi32(1), odd = _mm512_set1_epi32(1 << 16);
   TileSums s[kTiles];
   quad_sums<kTiles>(w.quad(c, t), chunk_tables, s);
@@ -164,57 +164,47 @@ inline void quad_step(const TernaryView& w, size_t c, size_t t, const uint8_t* c
       const __m512i pair = _mm512_permutex2var_epi16(s[i].a, _mm512_load_si512(kRowPairs.lanes[h]), s[i].b);
       int32_t* low = dst + 32 * h;
       int32_t* high = low + 16;
-      const __m512i low_sum = first ? _mm512_setzero_si512() : _mm512_load_si512(low);
-      const __m512i high_sum = first ? _mm512_setzero_si512() : _mm512_load_si512(high);
-      _mm512_store_si512(low, _mm512_dpwssd_epi32(low_sum, pair, even));
-      _mm512_store_si512(high, _mm512_dpwssd_epi32(high_sum, pair, odd));
+      _mm512_store_si512(low, _mm512_dpwssd_epi32(_mm512_load_si512(low), pair, even));
+      _mm512_store_si512(high, _mm512_dpwssd_epi32(_mm512_load_si512(high), pair, odd));
     }
   }
 }
 
-// Chunk c of every tile, quad by quad (in memory order: chunk c's quads lie one
-// after another, and chunk c + 1's follow them), calling after_quad(rows) after
-// each with the rows walked so far.
-template <class AfterQuad>
-void walk_chunk(const TernaryView& w, size_t c, const uint8_t* chunk_tables, bool first, int32_t* sums,
-                AfterQuad&& after_quad) {
+// Chunk c of the quad of tiles starting at tile t.
+void quad_dots(const TernaryView& w, const uint8_t* tables, size_t c, size_t t, int32_t* sums) {
   static_assert(kQuadTiles == 4, "with_count_1_to_4 covers every quad size");
-  for (size_t t = 0; t < w.row_tiles(); t += kQuadTiles) {
-    const size_t tiles = w.quad_tiles(t);
-    with_count_1_to_4(tiles, [&](auto n) { quad_step<decltype(n)::value>(w, c, t, chunk_tables, first, sums); });
-    after_quad((t + tiles) * kRowTile);
-  }
+  with_count_1_to_4(w.quad_tiles(t), [&](auto n) {
+    quad_step<decltype(n)::value>(w, c, t, tables + c * kChunkTableBytes, sums);
+  });
 }
 
-void ternary_gemv_chunks(const TernaryView& w, const uint8_t* tables, size_t c0, size_t c1, int32_t* sums,
-                         bool accumulate, const RowsFinal& done) {
-  prefetch_stream_start(w.quad(c0, 0));
-  for (size_t c = c0; c < c1; ++c)
-    walk_chunk(w, c, tables + c * kChunkTableBytes, c == c0 && !accumulate, sums, [&](size_t rows) {
-      if (c + 1 == c1) done(rows);
-    });
-}
-
-// Chunk c0's tables first, then chunk c + 1's a few groups after each quad of
-// chunk c: the build never holds up the weight stream for a whole chunk
-// (against building each chunk's tables right before its walk: 0-3 points of
-// the read bandwidth faster at 2 threads from DRAM, docs/kernels.md stop 15).
-void ternary_gemv_build_chunks(const TernaryView& w, const int8_t* q, size_t c0, size_t c1, uint8_t* tables,
-                               int32_t* sums, const RowsFinal& done) {
-  prefetch_stream_start(w.quad(c0, 0));
-  ternary_gemv_prepare(q, c0, c0 + 1, tables);
-  const size_t quads = (w.row_tiles() + kQuadTiles - 1) / kQuadTiles;
+// The first chunk's tables first, then chunk c + 1's a few groups after each
+// step of chunk c: the build never holds up the weight stream for a whole
+// chunk (against building each chunk's tables right before its first step:
+// 0-3 points of the read bandwidth faster at 2 threads from DRAM,
+// docs/kernels.md stop 15).
+void ternary_gemv_build_steps(const TernaryView& w, const int8_t* q, size_t begin, GemvWalk& walk, uint8_t* tables,
+                              int32_t* sums) {
+  const size_t quads = w.quads();
   const size_t groups_per_quad = (kChunkGroups + quads - 1) / quads;
-  for (size_t c = c0; c < c1; ++c) {
-    const int8_t* next_q = q + (c + 1) * kChunkCols;
-    uint8_t* next_tables = tables + (c + 1) * kChunkTableBytes;
-    size_t built = c + 1 < c1 ? 0 : kChunkGroups;  // groups of chunk c + 1 whose tables are built
-    walk_chunk(w, c, tables + c * kChunkTableBytes, c == c0, sums, [&](size_t rows) {
-      for (const size_t end = std::min(kChunkGroups, built + groups_per_quad); built < end; ++built)
-        build_group_table(next_q + built * kGroupCols, next_tables + built * kGroupTableBytes);
-      if (c + 1 == c1) done(rows);
-    });
-  }
+  const auto build_groups = [&](size_t c, size_t g0, size_t g1) {
+    for (size_t g = g0; g < g1; ++g)
+      build_group_table(q + c * kChunkCols + g * kGroupCols, tables + c * kChunkTableBytes + g * kGroupTableBytes);
+  };
+  size_t building = begin / quads, built = 0;  // the chunk whose tables are being built, and its groups built
+  for_each_step(w, begin, walk, [&](size_t c, size_t t) {
+    if (c == building) {  // a walk that starts late in a chunk leaves the next one partly built
+      build_groups(c, built, kChunkGroups);
+      ++building;
+      built = 0;
+    }
+    quad_dots(w, tables, c, t, sums);
+    if (building <= (walk.end - 1) / quads) {
+      const size_t end = std::min(kChunkGroups, built + groups_per_quad);
+      build_groups(building, built, end);
+      built = end;
+    }
+  });
 }
 
 // ---------------------------------------------------------------- GEMM
@@ -353,8 +343,8 @@ void ternary_gemm_tiles(const TernaryView& w, const int8_t* q, size_t q_stride, 
 void fill_avx512_ternary(KernelTable& k) {
   k.ternary_table_bytes_per_chunk = kChunkTableBytes;
   k.ternary_gemv_prepare = ternary_gemv_prepare;
-  k.ternary_gemv_chunks = ternary_gemv_chunks;
-  k.ternary_gemv_build_chunks = ternary_gemv_build_chunks;
+  k.ternary_gemv_steps = QuadGemv<ternary_gemv_prepare, quad_dots>::steps;
+  k.ternary_gemv_build_steps = ternary_gemv_build_steps;
   k.ternary_gemm_tiles = ternary_gemm_tiles;
 }
 
