@@ -1,5 +1,5 @@
 // One table of single-threaded kernels per instruction set. Every entry works
-// on a caller-chosen slice of the work (rows, tiles, column chunks, heads) so
+// on a caller-chosen slice of the work (rows, tiles, GEMV steps, heads) so
 // that ops.cpp can split it across threads without changing any result: each
 // output element is computed by the same code whatever the split, or summed
 // from exact integer pieces, so results are bit-identical for every thread count.

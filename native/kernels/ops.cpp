@@ -152,7 +152,6 @@ bool all_started(const GemvCall& call) {
 
 // One target's share of a walk through piece v's sequence; the hook's context.
 struct TargetWalk {
-  const GemvCall& call;
   size_t sequence_base;  // the sequence step of this target's first step
   size_t step_base;      // that step's index in the target: c0(v) * quads
   size_t begin;          // the walk's first target step
@@ -210,9 +209,9 @@ void walk_sequence(const GemvCall& call, size_t v, size_t from, size_t& to, uint
     const TernaryView& w = call.targets[i].w;
     const size_t quads = w.quads(), steps = (call.c1(v) - call.c0(v)) * quads;
     if (from < base + steps) {
-      TargetWalk state{call,        base,       call.c0(v) * quads, call.c0(v) * quads + (std::max(from, base) - base),
-                       quads,       rows_before, w.padded_rows(),   to,
-                       box,         rows_final};
+      const size_t step_base = call.c0(v) * quads;
+      TargetWalk state{base,  step_base,   step_base + (std::max(from, base) - base),
+                       quads, rows_before, w.padded_rows(), to, box, rows_final};
       const bool answered = !box || box->state.load(std::memory_order_acquire) >= kStealGranted;
       GemvWalk walk{state.step_base + (std::min(to, base + steps) - base)};
       walk.notify_from = state.notify_from(walk.end);
