@@ -137,9 +137,23 @@ struct GemvCall {
   uint8_t* tables(size_t p) const { return buffers + p * piece_bytes; }
   int32_t* own_sums(size_t p) const { return reinterpret_cast<int32_t*>(tables(p) + table_bytes); }
   int32_t* stolen_sums(size_t p) const { return own_sums(p) + rows; }
+  // Calls fn(target, sequence_base, steps, rows_before) for each target's
+  // share of piece p's sequence: its steps [sequence_base, sequence_base +
+  // steps) of the sequence, and the global rows before the target's.
+  template <class Fn>
+  void for_each_target(size_t p, Fn&& fn) const {
+    size_t base = 0, rows_before = 0;
+    for (size_t i = 0; i < n_targets; ++i) {
+      const TernaryView& w = targets[i].w;
+      const size_t steps = (c1(p) - c0(p)) * w.quads();
+      fn(i, base, steps, rows_before);
+      base += steps;
+      rows_before += w.padded_rows();
+    }
+  }
   size_t sequence_steps(size_t p) const {
     size_t n = 0;
-    for (size_t i = 0; i < n_targets; ++i) n += (c1(p) - c0(p)) * targets[i].w.quads();
+    for_each_target(p, [&](size_t, size_t, size_t steps, size_t) { n += steps; });
     return n;
   }
 };
@@ -204,27 +218,23 @@ struct TargetWalk {
 // chunk's tables while walking the first target (the piece's own walk).
 void walk_sequence(const GemvCall& call, size_t v, size_t from, size_t& to, uint8_t* tables, int32_t* sums,
                    std::atomic<size_t>& rows_final, StealBox* box, bool build_first) {
-  size_t base = 0, rows_before = 0;
-  for (size_t i = 0; i < call.n_targets && base < to; ++i) {
+  call.for_each_target(v, [&](size_t i, size_t base, size_t steps, size_t rows_before) {
+    // to only shrinks: a target past it is never walked.
+    if (base >= to || from >= base + steps) return;
     const TernaryView& w = call.targets[i].w;
-    const size_t quads = w.quads(), steps = (call.c1(v) - call.c0(v)) * quads;
-    if (from < base + steps) {
-      const size_t step_base = call.c0(v) * quads;
-      TargetWalk state{base,  step_base,   step_base + (std::max(from, base) - base),
-                       quads, rows_before, w.padded_rows(), to, box, rows_final};
-      const bool answered = !box || box->state.load(std::memory_order_acquire) >= kStealGranted;
-      GemvWalk walk{state.step_base + (std::min(to, base + steps) - base)};
-      walk.notify_from = state.notify_from(walk.end);
-      walk.poll = answered ? &kNeverPolled : &box->state;
-      walk.hook = TargetWalk::after_step;
-      walk.context = &state;
-      int32_t* target_sums = sums + rows_before;
-      if (build_first && i == 0) call.k.ternary_gemv_build_steps(w, call.q, state.begin, walk, tables, target_sums);
-      else call.k.ternary_gemv_steps(w, tables, state.begin, walk, target_sums);
-    }
-    base += steps;
-    rows_before += w.padded_rows();
-  }
+    const size_t quads = w.quads(), step_base = call.c0(v) * quads;
+    TargetWalk state{base,  step_base,   step_base + (std::max(from, base) - base),
+                     quads, rows_before, w.padded_rows(), to, box, rows_final};
+    const bool answered = !box || box->state.load(std::memory_order_acquire) >= kStealGranted;
+    GemvWalk walk{state.step_base + (std::min(to, base + steps) - base)};
+    walk.notify_from = state.notify_from(walk.end);
+    walk.poll = answered ? &kNeverPolled : &box->state;
+    walk.hook = TargetWalk::after_step;
+    walk.context = &state;
+    int32_t* target_sums = sums + rows_before;
+    if (build_first && i == 0) call.k.ternary_gemv_build_steps(w, call.q, state.begin, walk, tables, target_sums);
+    else call.k.ternary_gemv_steps(w, tables, state.begin, walk, target_sums);
+  });
 }
 
 // Asks the other pieces, one after another, for the tail of their sequence
@@ -239,22 +249,18 @@ void steal(const GemvCall& call, size_t p) {
     spin_until([&] { return box.state.load(std::memory_order_acquire) != kStealAsked; });
     if (box.state.load(std::memory_order_acquire) != kStealGranted) continue;
     // The targets the steps lie in, and their rows and chunks.
-    size_t base = 0, rows_before = 0, first_chunk = call.chunks, last_chunk = 0;
+    size_t first_chunk = call.chunks, last_chunk = 0;
     theft.rows_begin = call.rows;
     theft.rows_end = 0;
-    for (size_t t = 0; t < call.n_targets; ++t) {
+    call.for_each_target(v, [&](size_t t, size_t base, size_t steps, size_t rows_before) {
       const TernaryView& w = call.targets[t].w;
-      const size_t quads = w.quads(), steps = (call.c1(v) - call.c0(v)) * quads;
       const size_t lo = std::max(box.begin, base), hi = std::min(box.end, base + steps);
-      if (lo < hi) {
-        theft.rows_begin = std::min(theft.rows_begin, rows_before);
-        theft.rows_end = rows_before + w.padded_rows();
-        first_chunk = std::min(first_chunk, call.c0(v) + (lo - base) / quads);
-        last_chunk = std::max(last_chunk, call.c0(v) + (hi - 1 - base) / quads);
-      }
-      base += steps;
-      rows_before += w.padded_rows();
-    }
+      if (lo >= hi) return;
+      theft.rows_begin = std::min(theft.rows_begin, rows_before);
+      theft.rows_end = rows_before + w.padded_rows();
+      first_chunk = std::min(first_chunk, call.c0(v) + (lo - base) / w.quads());
+      last_chunk = std::max(last_chunk, call.c0(v) + (hi - 1 - base) / w.quads());
+    });
     theft.rows_final.store(theft.rows_begin, std::memory_order_relaxed);
     int32_t* sums = call.stolen_sums(p);
     std::fill(sums + theft.rows_begin, sums + theft.rows_end, 0);
