@@ -32,22 +32,21 @@ inline const std::atomic<uint32_t> kNeverPolled{0};
 
 // A GEMV walk over the steps [begin, end) of one matrix. A step is one quad of
 // row tiles of one chunk: step s is quad s % w.quads() of chunk s / w.quads(),
-// so the steps follow the packed layout in memory order. The kernel calls
-// after_step with the number of steps completed (their sums stored) after each
-// step; through its hook the caller (ops.cpp) learns which row sums are final
-// and hands the tail of the walk to another thread by lowering end (never below
-// the steps completed).
+// so the steps follow the packed layout in memory order. After each step the
+// kernel calls after_step with the number of steps completed (their sums
+// stored); when the word poll points to is set (another thread asks for the
+// tail of the walk), the caller's hook may hand that tail over by lowering end
+// (never below the steps completed), ops.cpp.
 struct GemvWalk {
   size_t end;
-  // The hook runs after every step from step notify_from on, and after any
-  // step that finds *poll nonzero: a plain load per step, no call.
-  size_t notify_from = SIZE_MAX;
+  // The hook runs after any step that finds *poll nonzero: a plain load per
+  // step, no call.
   const std::atomic<uint32_t>* poll = &kNeverPolled;
   void (*hook)(GemvWalk& walk, size_t done) = nullptr;
   void* context = nullptr;
 
   void after_step(size_t done) {
-    if (done >= notify_from || poll->load(std::memory_order_relaxed) != 0) hook(*this, done);
+    if (poll->load(std::memory_order_relaxed) != 0) hook(*this, done);
   }
 };
 

@@ -56,20 +56,22 @@ size_t total_tiles(const TernaryTarget* targets, size_t n_targets) {
   return n;
 }
 
-// y[r] = (sum over parts p of parts[p][r]) * scale for r < rows, in one pass,
-// a tile at a time with fixed-length loops (the parts hold padded rows).
-// Cloned per x86 ISA level: with AVX-512 it takes ~0.2 us for 2560 rows of two
-// parts in cache, against ~0.65 us for the baseline build's SSE2 with a memcpy
-// per tile. Integer sums and one float multiply: the same bits from every
-// clone. Clones are resolved through ELF ifuncs, hence Linux only.
+// y[r] = (sum over parts p of first[p * part_stride + r]) * scale for r <
+// rows, in one pass, a tile at a time with fixed-length loops (the parts hold
+// padded rows). Cloned per x86 ISA level: with AVX-512 it takes ~0.2 us for
+// 2560 rows of two parts in cache, against ~0.65 us for the baseline build's
+// SSE2 with a memcpy per tile. Integer sums and one float multiply: the same
+// bits from every clone. Clones are resolved through ELF ifuncs, hence Linux
+// only.
 #if defined(__x86_64__) && defined(__linux__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
-void sum_parts_scaled(const int32_t* const* parts, size_t n_parts, size_t rows, float scale, float* y) {
+void sum_parts_scaled(const int32_t* first, size_t part_stride, size_t n_parts, size_t rows, float scale,
+                      float* y) {
   for (size_t b = 0; b < rows; b += kRowTile) {
     int32_t total[kRowTile] = {};
     for (size_t p = 0; p < n_parts; ++p) {
-      const int32_t* part = parts[p] + b;
+      const int32_t* part = first + p * part_stride + b;
       for (size_t r = 0; r < kRowTile; ++r) total[r] += part[r];
     }
     const size_t n = std::min(kRowTile, rows - b);
@@ -84,8 +86,8 @@ void sum_parts_scaled(const int32_t* const* parts, size_t n_parts, size_t rows, 
 // (the layout is chunk-major). Its "sequence" is those runs of all targets one
 // after another. A piece that has walked its own sequence asks another piece
 // for the tail of that one's: the owner grants it after its current step, and
-// the thief adds what it walks into sums of its own. Rows are "global": the
-// padded rows of all targets one after another.
+// the thief adds what it walks to its own sums. Rows are "global": the padded
+// rows of all targets one after another.
 
 // Steps a thief walks while a grant reaches it and it builds the tables (~0.5 us).
 constexpr size_t kStealStartSteps = 2;
@@ -94,31 +96,18 @@ constexpr size_t kMinStolenSteps = 2;
 
 // StealBox::state: asked by a thief, answered by the owner after its next step.
 enum StealState : uint32_t { kStealOpen, kStealAsked, kStealGranted, kStealClosed };
-// Theft::status.
-enum TheftStatus : uint32_t { kTheftUndecided, kTheftNothing, kTheftTook };
 
 // Each line is written by one thread at a time and polled by others.
-struct alignas(64) PieceProgress {
-  std::atomic<bool> started;
-  std::atomic<size_t> rows_final;  // of the piece's own sums
-};
 struct alignas(64) StealBox {
   std::atomic<uint32_t> state;
   size_t begin, end;  // the granted steps of the owner's sequence, once granted
 };
-struct alignas(64) Theft {  // what the piece took once its own sequence was walked
-  std::atomic<uint32_t> status;
-  size_t rows_begin, rows_end;  // the rows its stolen sums hold: whole targets
-  std::atomic<size_t> rows_final;
-};
-struct PieceControl {
-  PieceProgress own;
+struct alignas(64) PieceControl {
+  std::atomic<bool> started;
   StealBox box;
-  Theft theft;
 };
-struct alignas(64) SumRole {
-  std::atomic<bool> taken;
-  std::atomic<size_t> pieces_finished;  // by pieces that did not take the role
+struct alignas(64) Finished {
+  std::atomic<size_t> pieces;  // walked, with what they took from others
 };
 
 struct GemvCall {
@@ -127,16 +116,14 @@ struct GemvCall {
   const TernaryTarget* targets;
   size_t n_targets, chunks, pieces, rows;
   PieceControl* control;
-  SumRole* role;
-  const int32_t** parts;  // 2 * pieces pointers: the summing thread's scratch
-  uint8_t* buffers;       // per piece: tables, own sums, stolen sums
+  Finished* finished;
+  uint8_t* buffers;  // per piece: tables, then sums
   size_t table_bytes, piece_bytes;
 
   size_t c0(size_t p) const { return chunks * p / pieces; }
   size_t c1(size_t p) const { return chunks * (p + 1) / pieces; }
   uint8_t* tables(size_t p) const { return buffers + p * piece_bytes; }
-  int32_t* own_sums(size_t p) const { return reinterpret_cast<int32_t*>(tables(p) + table_bytes); }
-  int32_t* stolen_sums(size_t p) const { return own_sums(p) + rows; }
+  int32_t* sums(size_t p) const { return reinterpret_cast<int32_t*>(tables(p) + table_bytes); }
   // Calls fn(target, sequence_base, steps, rows_before) for each target's
   // share of piece p's sequence: its steps [sequence_base, sequence_base +
   // steps) of the sequence, and the global rows before the target's.
@@ -160,87 +147,65 @@ struct GemvCall {
 
 bool all_started(const GemvCall& call) {
   for (size_t p = 0; p < call.pieces; ++p)
-    if (!call.control[p].own.started.load(std::memory_order_acquire)) return false;
+    if (!call.control[p].started.load(std::memory_order_acquire)) return false;
   return true;
 }
 
-// One target's share of a walk through piece v's sequence; the hook's context.
+// One target's share of an owner's walk through its sequence; the hook's
+// context, called when a thief has asked.
 struct TargetWalk {
   size_t sequence_base;  // the sequence step of this target's first step
   size_t step_base;      // that step's index in the target: c0(v) * quads
-  size_t begin;          // the walk's first target step
-  size_t quads, rows_before, padded_rows;
   size_t& sequence_end;  // lowered when the tail is granted
-  StealBox* box;         // null when the tail cannot be granted
-  std::atomic<size_t>& rows_final;
+  StealBox* box;
 
-  // The first step after which the rows of the walk's last chunk turn final.
-  size_t notify_from(size_t end) const { return std::max(begin, (end - 1) / quads * quads) + 1; }
-
-  // A thief asked: grant it about half of what is left of the sequence, less
-  // what the owner walks while the thief starts, or refuse if that is too little.
-  void answer(GemvWalk& walk, size_t done) {
-    const size_t remaining = sequence_end - (sequence_base + done - step_base);
+  // Grants the thief about half of what is left of the sequence, less what
+  // the owner walks while the thief starts, or refuses if that is too little.
+  static void answer(GemvWalk& walk, size_t done) {
+    auto& self = *static_cast<TargetWalk*>(walk.context);
+    walk.poll = &kNeverPolled;
+    const size_t remaining = self.sequence_end - (self.sequence_base + done - self.step_base);
     const size_t give = remaining > kStealStartSteps ? (remaining - kStealStartSteps) / 2 : 0;
     if (give < kMinStolenSteps) {
-      box->state.store(kStealClosed, std::memory_order_release);
+      self.box->state.store(kStealClosed, std::memory_order_release);
       return;
     }
-    box->begin = sequence_end - give;
-    box->end = sequence_end;
-    sequence_end -= give;
-    box->state.store(kStealGranted, std::memory_order_release);
-    const size_t end_here = step_base + (sequence_end - sequence_base);
-    if (end_here < walk.end) {
-      walk.end = end_here;
-      walk.notify_from = notify_from(end_here);
-    }
-  }
-
-  static void after_step(GemvWalk& walk, size_t done) {
-    auto& self = *static_cast<TargetWalk*>(walk.context);
-    if (walk.poll->load(std::memory_order_acquire) == kStealAsked) {
-      self.answer(walk, done);
-      walk.poll = &kNeverPolled;
-    }
-    if (done < walk.notify_from) return;
-    // In the walk's last chunk: quads below the next one are final (walked, or
-    // not touched in this chunk); all rows once the walk ends.
-    const size_t rows = done == walk.end ? self.padded_rows
-                                         : std::min(self.padded_rows, done % self.quads * kQuadTiles * kRowTile);
-    self.rows_final.store(self.rows_before + rows, std::memory_order_release);
+    self.box->begin = self.sequence_end - give;
+    self.box->end = self.sequence_end;
+    self.sequence_end -= give;
+    self.box->state.store(kStealGranted, std::memory_order_release);
+    walk.end = std::min(walk.end, self.step_base + (self.sequence_end - self.sequence_base));
   }
 };
 
 // Walks steps [from, to) of piece v's sequence with the given tables, adding
-// to sums and reporting final rows. With a box, thieves may be granted the
-// tail (to is lowered) until the box is closed. build_first: build each
-// chunk's tables while walking the first target (the piece's own walk).
+// to sums (global rows). With a box, a thief may be granted the tail (to is
+// lowered) until the box is answered. build_first: build each chunk's tables
+// while walking the first target (the piece's own walk).
 void walk_sequence(const GemvCall& call, size_t v, size_t from, size_t& to, uint8_t* tables, int32_t* sums,
-                   std::atomic<size_t>& rows_final, StealBox* box, bool build_first) {
+                   StealBox* box, bool build_first) {
   call.for_each_target(v, [&](size_t i, size_t base, size_t steps, size_t rows_before) {
     // to only shrinks: a target past it is never walked.
     if (base >= to || from >= base + steps) return;
     const TernaryView& w = call.targets[i].w;
-    const size_t quads = w.quads(), step_base = call.c0(v) * quads;
-    TargetWalk state{base,  step_base,   step_base + (std::max(from, base) - base),
-                     quads, rows_before, w.padded_rows(), to, box, rows_final};
-    const bool answered = !box || box->state.load(std::memory_order_acquire) >= kStealGranted;
-    GemvWalk walk{state.step_base + (std::min(to, base + steps) - base)};
-    walk.notify_from = state.notify_from(walk.end);
-    walk.poll = answered ? &kNeverPolled : &box->state;
-    walk.hook = TargetWalk::after_step;
-    walk.context = &state;
+    const size_t step_base = call.c0(v) * w.quads(), begin = step_base + (std::max(from, base) - base);
+    GemvWalk walk{step_base + (std::min(to, base + steps) - base)};
+    TargetWalk owner{base, step_base, to, box};
+    // The hook runs only when a thief has asked: one load per step.
+    if (box && box->state.load(std::memory_order_acquire) < kStealGranted) {
+      walk.poll = &box->state;
+      walk.hook = TargetWalk::answer;
+      walk.context = &owner;
+    }
     int32_t* target_sums = sums + rows_before;
-    if (build_first && i == 0) call.k.ternary_gemv_build_steps(w, call.q, state.begin, walk, tables, target_sums);
-    else call.k.ternary_gemv_steps(w, tables, state.begin, walk, target_sums);
+    if (build_first && i == 0) call.k.ternary_gemv_build_steps(w, call.q, begin, walk, tables, target_sums);
+    else call.k.ternary_gemv_steps(w, tables, begin, walk, target_sums);
   });
 }
 
 // Asks the other pieces, one after another, for the tail of their sequence
-// until one grants some, and walks it.
+// until one grants some, and adds it to piece p's sums.
 void steal(const GemvCall& call, size_t p) {
-  Theft& theft = call.control[p].theft;
   for (size_t i = 1; i < call.pieces; ++i) {
     const size_t v = (p + i) % call.pieces;
     StealBox& box = call.control[v].box;
@@ -248,94 +213,38 @@ void steal(const GemvCall& call, size_t p) {
     if (!box.state.compare_exchange_strong(open, kStealAsked, std::memory_order_acq_rel)) continue;
     spin_until([&] { return box.state.load(std::memory_order_acquire) != kStealAsked; });
     if (box.state.load(std::memory_order_acquire) != kStealGranted) continue;
-    // The targets the steps lie in, and their rows and chunks.
     size_t first_chunk = call.chunks, last_chunk = 0;
-    theft.rows_begin = call.rows;
-    theft.rows_end = 0;
-    call.for_each_target(v, [&](size_t t, size_t base, size_t steps, size_t rows_before) {
-      const TernaryView& w = call.targets[t].w;
+    call.for_each_target(v, [&](size_t t, size_t base, size_t steps, size_t) {
+      const size_t quads = call.targets[t].w.quads();
       const size_t lo = std::max(box.begin, base), hi = std::min(box.end, base + steps);
       if (lo >= hi) return;
-      theft.rows_begin = std::min(theft.rows_begin, rows_before);
-      theft.rows_end = rows_before + w.padded_rows();
-      first_chunk = std::min(first_chunk, call.c0(v) + (lo - base) / w.quads());
-      last_chunk = std::max(last_chunk, call.c0(v) + (hi - 1 - base) / w.quads());
+      first_chunk = std::min(first_chunk, call.c0(v) + (lo - base) / quads);
+      last_chunk = std::max(last_chunk, call.c0(v) + (hi - 1 - base) / quads);
     });
-    theft.rows_final.store(theft.rows_begin, std::memory_order_relaxed);
-    int32_t* sums = call.stolen_sums(p);
-    std::fill(sums + theft.rows_begin, sums + theft.rows_end, 0);
-    theft.status.store(kTheftTook, std::memory_order_release);
     call.k.ternary_gemv_prepare(call.q, first_chunk, last_chunk + 1, call.tables(p));
     size_t end = box.end;
-    walk_sequence(call, v, box.begin, end, call.tables(p), sums, theft.rows_final, nullptr, false);
-    theft.rows_final.store(call.rows, std::memory_order_release);
+    walk_sequence(call, v, box.begin, end, call.tables(p), call.sums(p), nullptr, false);
     return;
-  }
-  theft.status.store(kTheftNothing, std::memory_order_release);
-}
-
-// Adds up every piece's own and stolen sums into the targets' y, scaled, a
-// quad of tiles at a time, each as soon as every sum it needs is final.
-void add_up_pieces(const GemvCall& call) {
-  const size_t tiles = total_tiles(call.targets, call.n_targets);
-  for (size_t t0 = 0; t0 < tiles; t0 += kQuadTiles) {
-    const size_t t1 = std::min(tiles, t0 + kQuadTiles);
-    const size_t rows_end = t1 * kRowTile;
-    // Whether the thief's sums hold rows [r0, r1): only the rows of the
-    // targets it took steps of are zeroed.
-    const auto stolen_within = [](const Theft& theft, size_t r0, size_t r1) {
-      return theft.status.load(std::memory_order_acquire) == kTheftTook && theft.rows_begin < r1 &&
-             r0 < theft.rows_end;
-    };
-    spin_until([&] {
-      for (size_t p = 0; p < call.pieces; ++p) {
-        const PieceControl& c = call.control[p];
-        if (c.own.rows_final.load(std::memory_order_acquire) < rows_end ||
-            c.theft.status.load(std::memory_order_acquire) == kTheftUndecided ||
-            (stolen_within(c.theft, t0 * kRowTile, rows_end) &&
-             c.theft.rows_final.load(std::memory_order_acquire) < rows_end))
-          return false;
-      }
-      return true;
-    });
-    for_tiles(call.targets, call.n_targets, t0, t1, [&](const TernaryTarget& t, size_t base, size_t a, size_t b) {
-      const size_t first_row = (base + a) * kRowTile, end_row = (base + b) * kRowTile;
-      size_t n = 0;
-      for (size_t p = 0; p < call.pieces; ++p) {
-        call.parts[n++] = call.own_sums(p) + first_row;
-        if (stolen_within(call.control[p].theft, first_row, end_row))
-          call.parts[n++] = call.stolen_sums(p) + first_row;
-      }
-      sum_parts_scaled(call.parts, n, std::min(b * kRowTile, t.w.rows) - a * kRowTile, t.out_scale,
-                       t.y + a * kRowTile);
-    });
   }
 }
 
 // Called by each piece once it has walked its sequence and what it took from
-// another. The first piece to finish adds up all pieces' sums, block by block
-// as the slower pieces report rows of their last chunks final: the wait for the
-// slowest piece hides most of the sum (~1 us of a 2560x2560 call at 2 threads,
-// mostly reading the other core's sums), which used to follow the join
-// (2560x2560, 2 threads, calls alternated: median 0.75-0.9 us per call less,
-// docs/kernels.md). It may wait only for pieces that some thread walks: a
-// piece not started yet may be this thread's next one (ThreadPool lets a
-// thread claim several), so if one has not started, the last piece to finish
-// adds them up, waiting for nobody. One thread does it all: threads claiming
-// blocks from a shared counter were no faster than the sum after the join.
+// another. The last piece to finish adds up every piece's sums, scaled, in one
+// pass over the rows: all of them final by then, so it waits for nobody and
+// may run while pieces the pool has not handed out yet are pending on this
+// same thread. Summing quad by quad as the slower piece reported rows final
+// (stop 16) seldom overlapped anything once pieces stole (the thief finishes
+// with the victim) and took 2-3 times as long after the last walk
+// (docs/kernels.md, stop 18).
 void finish_piece(const GemvCall& call) {
-  SumRole& role = *call.role;
-  const auto take_role = [&] {
-    bool free = false;
-    return role.taken.compare_exchange_strong(free, true, std::memory_order_acq_rel);
-  };
-  if (all_started(call) && take_role()) {
-    add_up_pieces(call);
-    return;
+  if (call.finished->pieces.fetch_add(1, std::memory_order_acq_rel) + 1 < call.pieces) return;
+  const size_t part_stride = call.piece_bytes / sizeof(int32_t);
+  size_t rows_before = 0;
+  for (size_t i = 0; i < call.n_targets; ++i) {
+    const TernaryTarget& t = call.targets[i];
+    sum_parts_scaled(call.sums(0) + rows_before, part_stride, call.pieces, t.w.rows, t.out_scale, t.y);
+    rows_before += t.w.padded_rows();
   }
-  // Only if no piece has taken the role can every piece count itself here.
-  if (role.pieces_finished.fetch_add(1, std::memory_order_acq_rel) + 1 == call.pieces && take_role())
-    add_up_pieces(call);
 }
 
 }  // namespace
@@ -363,46 +272,32 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   // pages of their own: with the pieces' buffers packed one after another, a
   // core's hardware prefetchers ran into the other core's lines (2560x2560 at
   // 2 threads: 4-5 % slower, docs/kernels.md).
-  const size_t control_bytes = round_up(
-      pieces * (sizeof(PieceControl) + 2 * sizeof(const int32_t*)) + sizeof(SumRole), kStreamPageBytes);
+  const size_t control_bytes = round_up(pieces * sizeof(PieceControl) + sizeof(Finished), kStreamPageBytes);
   const size_t table_bytes = round_up(chunks * k.ternary_table_bytes_per_chunk, 64);
-  const size_t piece_bytes = round_up(table_bytes + 2 * rows * sizeof(int32_t), kStreamPageBytes);
+  const size_t piece_bytes = round_up(table_bytes + rows * sizeof(int32_t), kStreamPageBytes);
   uint8_t* buffer = scratch.reserve(control_bytes + pieces * piece_bytes);
-  // Value-initialized: nothing started, asked or taken, the sum's role free.
-  // The pool's dispatch publishes them to the workers.
+  // Value-initialized: nothing started, asked or finished. The pool's dispatch
+  // publishes them to the workers.
   auto* control = reinterpret_cast<PieceControl*>(buffer);
   for (size_t p = 0; p < pieces; ++p) new (&control[p]) PieceControl{};
-  auto* role = new (buffer + pieces * sizeof(PieceControl)) SumRole{};
-  const GemvCall call{k,
-                      q,
-                      targets,
-                      n_targets,
-                      chunks,
-                      pieces,
-                      rows,
-                      control,
-                      role,
-                      reinterpret_cast<const int32_t**>(buffer + pieces * sizeof(PieceControl) + sizeof(SumRole)),
-                      buffer + control_bytes,
-                      table_bytes,
-                      piece_bytes};
+  auto* finished = new (buffer + pieces * sizeof(PieceControl)) Finished{};
+  const GemvCall call{k, q, targets, n_targets, chunks, pieces, rows, control, finished,
+                      buffer + control_bytes, table_bytes, piece_bytes};
   rt.pool->parallel_for(pieces, [&](size_t p, size_t) {
     PieceControl& mine = control[p];
-    mine.own.started.store(true, std::memory_order_release);
-    int32_t* sums = call.own_sums(p);
+    mine.started.store(true, std::memory_order_release);
+    int32_t* sums = call.sums(p);
     std::fill(sums, sums + rows, 0);
     size_t end = call.sequence_steps(p);
-    walk_sequence(call, p, 0, end, call.tables(p), sums, mine.own.rows_final, &mine.box, true);
+    walk_sequence(call, p, 0, end, call.tables(p), sums, &mine.box, true);
     // No grant after this: a thief that asked in the meantime is refused.
     uint32_t open = kStealOpen;
     if (!mine.box.state.compare_exchange_strong(open, kStealClosed, std::memory_order_acq_rel) &&
         open == kStealAsked)
       mine.box.state.store(kStealClosed, std::memory_order_release);
-    mine.own.rows_final.store(rows, std::memory_order_release);
     // Only while every piece is walked by some thread: an unstarted one is
     // this thread's to take from the pool.
     if (all_started(call)) steal(call, p);
-    else mine.theft.status.store(kTheftNothing, std::memory_order_release);
     finish_piece(call);
   }, 1);
 }

@@ -84,9 +84,9 @@ std::unique_ptr<int32_t, decltype(&std::free)> row_sums(const TernaryView& w) {
 // Follows one GEMV walk through its hook: each call must come right after one
 // more step, with that step's sums stored, which a scalar walk of the same
 // steps in lockstep checks (on small matrices: it is slow). The hook runs on
-// every step: first through the poll word, then, once it has cut the walk
-// short at step cut_at (lowering its end to cut_to, as ops.cpp does when it
-// grants a thief the tail), through notify_from.
+// every step through a poll word that is always set; at step cut_at it cuts
+// the walk short (lowering its end to cut_to, as ops.cpp does when it grants
+// a thief the tail).
 class StepChecker {
  public:
   StepChecker(const TernaryView& w, const int8_t* q, const int32_t* sums, size_t begin, size_t cut_at, size_t cut_to)
@@ -116,11 +116,7 @@ class StepChecker {
       const size_t first = t * kRowTile, n = w_.quad_tiles(t) * kRowTile;
       CHECK(std::memcmp(sums_ + first, model_.data() + first, n * sizeof(int32_t)) == 0);
     }
-    if (done == cut_at_) {
-      walk.end = cut_to_;
-      walk.poll = &kNeverPolled;
-      walk.notify_from = done + 1;
-    }
+    if (done == cut_at_) walk.end = cut_to_;
   }
   const TernaryView& w_;
   const int32_t* sums_;
