@@ -108,13 +108,22 @@ struct alignas(64) PieceControl {
 };
 struct alignas(64) Finished {
   std::atomic<size_t> pieces;  // walked, with what they took from others
+  alignas(64) std::atomic<size_t> next_slice;  // of the rows to add up
 };
+
+// Slices of the rows that the pieces of a GEMV add up. One thread's pass
+// reads every piece's sums: with 2 pieces, sharing it was no faster (2560 and
+// 2 x 6912 rows, docs/kernels.md, stop 18), but the pass grows with the pieces
+// (16 parts of 13824 rows: 12.5 us from this core's cache, 36 us from another
+// core's, against 2.1 and 7.4 us for 2 parts), so beyond 2 pieces each piece
+// adds up a slice. Not measured beyond 2 cores.
+size_t sum_slices(size_t pieces) { return pieces > 2 ? pieces : 1; }
 
 struct GemvCall {
   const KernelTable& k;
   const int8_t* q;
   const TernaryTarget* targets;
-  size_t n_targets, chunks, pieces, rows;
+  size_t n_targets, chunks, pieces, rows, sum_slices;
   PieceControl* control;
   Finished* finished;
   uint8_t* buffers;  // per piece: tables, then sums
@@ -228,23 +237,35 @@ void steal(const GemvCall& call, size_t p) {
   }
 }
 
-// Called by each piece once it has walked its sequence and what it took from
-// another. The last piece to finish adds up every piece's sums, scaled, in one
-// pass over the rows: all of them final by then, so it waits for nobody and
-// may run while pieces the pool has not handed out yet are pending on this
-// same thread. Summing quad by quad as the slower piece reported rows final
-// (stop 16) seldom overlapped anything once pieces stole (the thief finishes
-// with the victim) and took 2-3 times as long after the last walk
-// (docs/kernels.md, stop 18).
-void finish_piece(const GemvCall& call) {
-  if (call.finished->pieces.fetch_add(1, std::memory_order_acq_rel) + 1 < call.pieces) return;
+// Adds up every piece's sums of the rows of global tiles [t0, t1), scaled,
+// into the targets' y.
+void add_up(const GemvCall& call, size_t t0, size_t t1) {
   const size_t part_stride = call.piece_bytes / sizeof(int32_t);
-  size_t rows_before = 0;
-  for (size_t i = 0; i < call.n_targets; ++i) {
-    const TernaryTarget& t = call.targets[i];
-    sum_parts_scaled(call.sums(0) + rows_before, part_stride, call.pieces, t.w.rows, t.out_scale, t.y);
-    rows_before += t.w.padded_rows();
+  for_tiles(call.targets, call.n_targets, t0, t1, [&](const TernaryTarget& t, size_t base, size_t a, size_t b) {
+    sum_parts_scaled(call.sums(0) + (base + a) * kRowTile, part_stride, call.pieces,
+                     std::min(b * kRowTile, t.w.rows) - a * kRowTile, t.out_scale, t.y + a * kRowTile);
+  });
+}
+
+// Called by each piece once it has walked its sequence and what it took from
+// another. The sum starts when every piece has finished: then all sums are
+// final and it waits for nobody. (Summing quad by quad as the slower piece
+// reported rows final, stop 16, seldom overlapped anything once pieces stole
+// -- the thief finishes with the victim -- and took 2-3 times as long after
+// the last walk, docs/kernels.md, stop 18.) The rows are cut into
+// call.sum_slices slices that the finished pieces claim: with 2 pieces one
+// slice, summed by the last piece to finish. A piece waits for the others
+// only while every piece is walked by some thread: an unstarted one may be
+// this thread's next, and then the last piece to finish sums what is left.
+void finish_piece(const GemvCall& call) {
+  Finished& finished = *call.finished;
+  if (finished.pieces.fetch_add(1, std::memory_order_acq_rel) + 1 < call.pieces) {
+    if (call.sum_slices == 1 || !all_started(call)) return;
+    spin_until([&] { return finished.pieces.load(std::memory_order_acquire) == call.pieces; });
   }
+  const size_t tiles = total_tiles(call.targets, call.n_targets);
+  for (size_t s; (s = finished.next_slice.fetch_add(1, std::memory_order_relaxed)) < call.sum_slices;)
+    add_up(call, tiles * s / call.sum_slices, tiles * (s + 1) / call.sum_slices);
 }
 
 }  // namespace
@@ -281,8 +302,8 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   auto* control = reinterpret_cast<PieceControl*>(buffer);
   for (size_t p = 0; p < pieces; ++p) new (&control[p]) PieceControl{};
   auto* finished = new (buffer + pieces * sizeof(PieceControl)) Finished{};
-  const GemvCall call{k, q, targets, n_targets, chunks, pieces, rows, control, finished,
-                      buffer + control_bytes, table_bytes, piece_bytes};
+  const GemvCall call{k,       q,        targets, n_targets, chunks, pieces, rows, sum_slices(pieces),
+                      control, finished, buffer + control_bytes, table_bytes, piece_bytes};
   rt.pool->parallel_for(pieces, [&](size_t p, size_t) {
     PieceControl& mine = control[p];
     mine.started.store(true, std::memory_order_release);
