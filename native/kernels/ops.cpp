@@ -111,19 +111,11 @@ struct alignas(64) Finished {
   alignas(64) std::atomic<size_t> next_slice;  // of the rows to add up
 };
 
-// Slices of the rows that the pieces of a GEMV add up. One thread's pass
-// reads every piece's sums: with 2 pieces, sharing it was no faster (2560 and
-// 2 x 6912 rows, docs/kernels.md, stop 18), but the pass grows with the pieces
-// (16 parts of 13824 rows: 12.5 us from this core's cache, 36 us from another
-// core's, against 2.1 and 7.4 us for 2 parts), so beyond 2 pieces each piece
-// adds up a slice. Not measured beyond 2 cores.
-size_t sum_slices(size_t pieces) { return pieces > 2 ? pieces : 1; }
-
 struct GemvCall {
   const KernelTable& k;
   const int8_t* q;
   const TernaryTarget* targets;
-  size_t n_targets, chunks, pieces, rows, sum_slices;
+  size_t n_targets, chunks, pieces;
   PieceControl* control;
   Finished* finished;
   uint8_t* buffers;  // per piece: tables, then sums
@@ -133,6 +125,13 @@ struct GemvCall {
   size_t c1(size_t p) const { return chunks * (p + 1) / pieces; }
   uint8_t* tables(size_t p) const { return buffers + p * piece_bytes; }
   int32_t* sums(size_t p) const { return reinterpret_cast<int32_t*>(tables(p) + table_bytes); }
+  // Slices of the rows that the pieces add up. One thread's pass reads every
+  // piece's sums: with 2 pieces, sharing it was no faster (2560 and 2 x 6912
+  // rows, docs/kernels.md, stop 18), but the pass grows with the pieces (16
+  // parts of 13824 rows: 12.5 us from this core's cache, 36 us from another
+  // core's, against 2.1 and 7.4 us for 2 parts), so beyond 2 pieces each
+  // piece adds up a slice. Not measured beyond 2 cores.
+  size_t sum_slices() const { return pieces > 2 ? pieces : 1; }
   // Calls fn(target, sequence_base, steps, rows_before) for each target's
   // share of piece p's sequence: its steps [sequence_base, sequence_base +
   // steps) of the sequence, and the global rows before the target's.
@@ -188,11 +187,12 @@ struct TargetWalk {
 };
 
 // Walks steps [from, to) of piece v's sequence with the given tables, adding
-// to sums (global rows). With a box, a thief may be granted the tail (to is
-// lowered) until the box is answered. build_first: build each chunk's tables
-// while walking the first target (the piece's own walk).
+// to sums (global rows). The piece's own walk passes its box: a thief may be
+// granted the tail (to is lowered) until the box is answered, and each chunk's
+// tables are built while the first target is walked. A thief passes none and
+// has built the tables it needs.
 void walk_sequence(const GemvCall& call, size_t v, size_t from, size_t& to, uint8_t* tables, int32_t* sums,
-                   StealBox* box, bool build_first) {
+                   StealBox* box) {
   call.for_each_target(v, [&](size_t i, size_t base, size_t steps, size_t rows_before) {
     // to only shrinks: a target past it is never walked.
     if (base >= to || from >= base + steps) return;
@@ -207,7 +207,7 @@ void walk_sequence(const GemvCall& call, size_t v, size_t from, size_t& to, uint
       walk.context = &owner;
     }
     int32_t* target_sums = sums + rows_before;
-    if (build_first && i == 0) call.k.ternary_gemv_build_steps(w, call.q, begin, walk, tables, target_sums);
+    if (box && i == 0) call.k.ternary_gemv_build_steps(w, call.q, begin, walk, tables, target_sums);
     else call.k.ternary_gemv_steps(w, tables, begin, walk, target_sums);
   });
 }
@@ -232,7 +232,7 @@ void steal(const GemvCall& call, size_t p) {
     });
     call.k.ternary_gemv_prepare(call.q, first_chunk, last_chunk + 1, call.tables(p));
     size_t end = box.end;
-    walk_sequence(call, v, box.begin, end, call.tables(p), call.sums(p), nullptr, false);
+    walk_sequence(call, v, box.begin, end, call.tables(p), call.sums(p), nullptr);
     return;
   }
 }
@@ -253,19 +253,20 @@ void add_up(const GemvCall& call, size_t t0, size_t t1) {
 // reported rows final, stop 16, seldom overlapped anything once pieces stole
 // -- the thief finishes with the victim -- and took 2-3 times as long after
 // the last walk, docs/kernels.md, stop 18.) The rows are cut into
-// call.sum_slices slices that the finished pieces claim: with 2 pieces one
+// call.sum_slices() slices that the finished pieces claim: with 2 pieces one
 // slice, summed by the last piece to finish. A piece waits for the others
 // only while every piece is walked by some thread: an unstarted one may be
 // this thread's next, and then the last piece to finish sums what is left.
 void finish_piece(const GemvCall& call) {
   Finished& finished = *call.finished;
   if (finished.pieces.fetch_add(1, std::memory_order_acq_rel) + 1 < call.pieces) {
-    if (call.sum_slices == 1 || !all_started(call)) return;
+    if (call.sum_slices() == 1 || !all_started(call)) return;
     spin_until([&] { return finished.pieces.load(std::memory_order_acquire) == call.pieces; });
   }
   const size_t tiles = total_tiles(call.targets, call.n_targets);
-  for (size_t s; (s = finished.next_slice.fetch_add(1, std::memory_order_relaxed)) < call.sum_slices;)
-    add_up(call, tiles * s / call.sum_slices, tiles * (s + 1) / call.sum_slices);
+  const size_t slices = call.sum_slices();
+  for (size_t s; (s = finished.next_slice.fetch_add(1, std::memory_order_relaxed)) < slices;)
+    add_up(call, tiles * s / slices, tiles * (s + 1) / slices);
 }
 
 }  // namespace
@@ -302,15 +303,15 @@ void ternary_gemv(const Runtime& rt, const int8_t* q, const TernaryTarget* targe
   auto* control = reinterpret_cast<PieceControl*>(buffer);
   for (size_t p = 0; p < pieces; ++p) new (&control[p]) PieceControl{};
   auto* finished = new (buffer + pieces * sizeof(PieceControl)) Finished{};
-  const GemvCall call{k,       q,        targets, n_targets, chunks, pieces, rows, sum_slices(pieces),
-                      control, finished, buffer + control_bytes, table_bytes, piece_bytes};
+  const GemvCall call{k, q, targets, n_targets, chunks, pieces, control, finished, buffer + control_bytes, table_bytes,
+                      piece_bytes};
   rt.pool->parallel_for(pieces, [&](size_t p, size_t) {
     PieceControl& mine = control[p];
     mine.started.store(true, std::memory_order_release);
     int32_t* sums = call.sums(p);
     std::fill(sums, sums + rows, 0);
     size_t end = call.sequence_steps(p);
-    walk_sequence(call, p, 0, end, call.tables(p), sums, &mine.box, true);
+    walk_sequence(call, p, 0, end, call.tables(p), sums, &mine.box);
     // No grant after this: a thief that asked in the meantime is refused.
     uint32_t open = kStealOpen;
     if (!mine.box.state.compare_exchange_strong(open, kStealClosed, std::memory_order_acq_rel) &&
