@@ -10,6 +10,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "isa.h"
@@ -23,26 +24,45 @@ inline double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// What time_calls measured: seconds per call of the fastest window, and of
+// the median call over all windows.
+struct CallTimes {
+  double best_window;
+  double median;
+};
+
 // Runs fn(i) for i = 0, 1, ... (the first call untimed) in kWindows windows of
-// at least seconds / kWindows each; returns seconds per call of the fastest
-// window, so that other processes on a shared machine disturb it less.
-inline double time_calls(double seconds, const std::function<void(size_t)>& fn) {
+// at least seconds / kWindows each. The fastest window is what other processes
+// on a shared machine disturb least; the median call is what a host that takes
+// a vCPU away for tens of microseconds every millisecond (docs/kernels.md,
+// stop 19) disturbs least, when calls are shorter than that period.
+inline CallTimes time_calls_each(double seconds, const std::function<void(size_t)>& fn) {
   constexpr int kWindows = 5;
   fn(0);
   size_t calls = 0;
   double best = 1e30;
+  std::vector<double> each;
   for (int w = 0; w < kWindows; ++w) {
     const double start = now();
+    double last = start, elapsed = 0;
     size_t n = 0;
-    double elapsed = 0;
     do {
       fn(++calls);
       ++n;
-      elapsed = now() - start;
+      const double t = now();
+      each.push_back(t - last);
+      last = t;
+      elapsed = t - start;
     } while (elapsed < seconds / kWindows);
     best = std::min(best, elapsed / static_cast<double>(n));
   }
-  return best;
+  std::nth_element(each.begin(), each.begin() + each.size() / 2, each.end());
+  return {best, each[each.size() / 2]};
+}
+
+// Seconds per call of the fastest window (time_calls_each).
+inline double time_calls(double seconds, const std::function<void(size_t)>& fn) {
+  return time_calls_each(seconds, fn).best_window;
 }
 
 struct FreeDeleter {
@@ -86,6 +106,83 @@ inline double measure_bandwidth(ThreadPool& pool, const uint8_t* buf, size_t byt
     best = std::max(best, static_cast<double>(bytes) / t / 1e9);
   }
   return best;
+}
+
+// The read bandwidth that calls of the size of a GEMV see: each call reads
+// the next of `copies` runs of `bytes` (one after another from buf) with the
+// pool's threads, split and joined as parallel_stream_read does. GB/s of the
+// median call, for the best ReadPrefetch.
+inline double measure_call_bandwidth(ThreadPool& pool, const uint8_t* buf, size_t bytes, size_t copies,
+                                     double seconds) {
+  const Runtime rt{&kernels_for(runnable_isas().front()), &pool};
+  double best = 0;
+  for (const ReadPrefetch how : kReadPrefetches) {
+    const CallTimes t = time_calls_each(
+        seconds / 3, [&](size_t i) { parallel_stream_read(rt, buf + i % copies * bytes, bytes, how); });
+    best = std::max(best, static_cast<double>(bytes) / t.median / 1e9);
+  }
+  return best;
+}
+
+// Time the host takes from a thread: the gaps between the thread's clock
+// reads that are longer than kMinGapSeconds (a read takes ~25 ns).
+struct OffCpu {
+  double fraction = 0;  // of the measured time
+  size_t gaps = 0;
+  double median_gap = 0;     // seconds
+  double median_period = 0;  // seconds from one gap's start to the next's
+};
+constexpr double kMinGapSeconds = 2e-6;
+
+// Every thread of the pool reads the clock in a loop for `seconds` at once.
+// On the VM of docs/kernels.md each vCPU stops for 35-50 us every 1 ms, which
+// a call that needs both threads waits for.
+inline std::vector<OffCpu> measure_off_cpu(ThreadPool& pool, double seconds) {
+  std::vector<OffCpu> result(pool.size());
+  pool.parallel_for(pool.size(), [&](size_t b, size_t e) {
+    for (size_t part = b; part < e; ++part) {
+      std::vector<double> starts, lengths;
+      const double begin = now();
+      double last = begin;
+      while (last - begin < seconds) {
+        const double t = now();
+        if (t - last > kMinGapSeconds) {
+          starts.push_back(last);
+          lengths.push_back(t - last);
+        }
+        last = t;
+      }
+      OffCpu& r = result[part];
+      r.gaps = lengths.size();
+      if (lengths.empty()) continue;
+      for (const double l : lengths) r.fraction += l;
+      r.fraction /= last - begin;
+      std::vector<double> periods;
+      for (size_t i = 1; i < starts.size(); ++i) periods.push_back(starts[i] - starts[i - 1]);
+      std::nth_element(lengths.begin(), lengths.begin() + lengths.size() / 2, lengths.end());
+      r.median_gap = lengths[lengths.size() / 2];
+      if (!periods.empty()) {
+        std::nth_element(periods.begin(), periods.begin() + periods.size() / 2, periods.end());
+        r.median_period = periods[periods.size() / 2];
+      }
+    }
+  }, 1);
+  return result;
+}
+
+// One line for a report: "off-CPU (...): thread 0 5.3% (672 gaps, median 36 us, one per 1.00 ms); ...".
+inline std::string describe_off_cpu(const std::vector<OffCpu>& threads, double seconds) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "off-CPU (gaps over %.0f us between clock reads, %zu threads at once for %.1f s):",
+                kMinGapSeconds * 1e6, threads.size(), seconds);
+  std::string line = buf;
+  for (size_t i = 0; i < threads.size(); ++i) {
+    const OffCpu& o = threads[i];
+    std::snprintf(buf, sizeof buf, "%s thread %zu %.1f%% (%zu gaps, median %.0f us, one per %.2f ms)", i ? ";" : "",
+                  i, 100 * o.fraction, o.gaps, o.median_gap * 1e6, o.median_period * 1e3);
+    line += buf;
+  }
+  return line;
 }
 
 }  // namespace bitnet::bench

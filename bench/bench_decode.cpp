@@ -161,6 +161,10 @@ int main(int argc, char** argv) {
   std::printf("isa: %s, model: 2B4T shape, %.0f MB of ternary planes + %s LM head read per token\n",
               kernels.isa_name, static_cast<double>(model.streamed_bytes) / 1e6,
               opt.q4_head ? "4-bit (top rows re-scored from int8)" : "int8");
+  {
+    ThreadPool pool(opt.max_threads);
+    std::printf("%s\n", describe_off_cpu(measure_off_cpu(pool, 0.5), 0.5).c_str());
+  }
   std::printf("\n%-8s %3s %7s %10s %9s %9s %10s %8s\n", "run", "thr", "context", "ms/token", "tok/s",
               "read GB/s", "roofline", "of roof");
   for (size_t threads = 1; threads <= opt.max_threads; ++threads) {

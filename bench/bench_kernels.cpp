@@ -57,19 +57,32 @@ void fill_planes(uint8_t* p, size_t bytes, uint64_t seed) {
 struct Row {
   std::string section, isa, shape;
   size_t threads;
-  double seconds_per_call;
+  double seconds_per_call;         // of the fastest window (time_calls_each)
+  double median_seconds_per_call;  // the median call
   double bytes_per_call;  // weight bytes (or buffer bytes) read per call
   double macs_per_call;   // multiply-accumulates per call
   // Measured right before the row with the same threads: read bandwidth of the
   // same buffer (GB/s) for GEMV/LM head rows, vpdpbusd peak (GMAC/s) for GEMM.
   double reference;
+  // GEMV and attention rows: the read bandwidth of the median call that reads
+  // as many bytes, split the same way (measure_call_bandwidth); else 0.
+  double call_reference;
   double gbps() const { return bytes_per_call / seconds_per_call / 1e9; }
+  double median_gbps() const { return bytes_per_call / median_seconds_per_call / 1e9; }
   double gmacs() const { return macs_per_call / seconds_per_call / 1e9; }
 };
+
+// How long every thread of the largest pool watches for time the host takes.
+constexpr double kOffCpuSeconds = 0.5;
+
+bool is_gemm(const Row& r) { return r.section.rfind("gemm", 0) == 0; }
+double fraction(const Row& r) { return r.reference > 0 ? (is_gemm(r) ? r.gmacs() : r.gbps()) / r.reference : 0; }
+double call_fraction(const Row& r) { return r.call_reference > 0 ? r.median_gbps() / r.call_reference : 0; }
 
 struct Report {
   Options opt;
   double ghz = 0;                   // measured core clock
+  std::vector<OffCpu> off_cpu;      // per thread of the largest pool
   std::vector<Row> rows;
 };
 
@@ -150,18 +163,45 @@ const size_t kGemmTokens[] = {128, 512};
 
 std::string shape_name(const Shape& s) { return std::to_string(s.rows) + "x" + std::to_string(s.cols); }
 
-// Times one op at 1..max_threads threads per ISA, each row right after its
-// reference measurement with the same pool. op(runtime, call index).
+// A reference measured with the pool's threads for about `seconds`.
+using Reference = std::function<double(ThreadPool&, double seconds)>;
+
+// Rounds of (references, op) per row. A fraction compares measurements taken
+// next to each other, and the row shows the median round, so that a moment
+// when the VM slows one of them does not decide the row.
+constexpr size_t kRounds = 3;
+
+// The round whose by(round) is the median.
+Row median_round(std::vector<Row> rounds, double (*by)(const Row&)) {
+  std::sort(rounds.begin(), rounds.end(), [&](const Row& a, const Row& b) { return by(a) < by(b); });
+  return rounds[rounds.size() / 2];
+}
+
+// Times one op at 1..max_threads threads per ISA, in kRounds rounds each
+// right after its reference measurements with the same pool (call_reference
+// may be empty). The row's fastest-window numbers (us/call, ref, frac) come
+// from the round with the median frac, its median-call numbers (med us, call
+// ref, call frac) from the round with the median call frac. op(runtime, call
+// index).
 void bench_op(Report& rep, const std::vector<std::string>& isas, const std::string& section, const Shape& s,
-              double bytes, double macs, const std::function<double(ThreadPool&)>& reference,
+              double bytes, double macs, const Reference& reference, const Reference& call_reference,
               const std::function<void(const Runtime&, size_t)>& op) {
+  const double seconds = rep.opt.seconds / kRounds;
   for (const auto& isa : isas) {
     for (size_t threads = 1; threads <= rep.opt.max_threads; ++threads) {
       ThreadPool pool(threads);
       const Runtime rt{&kernels_for(isa), &pool};
-      const double ref = reference(pool);
-      const double t = time_calls(rep.opt.seconds, [&](size_t i) { op(rt, i); });
-      rep.rows.push_back({section, isa, shape_name(s), threads, t, bytes, macs, ref});
+      std::vector<Row> rounds;
+      for (size_t round = 0; round < kRounds; ++round) {
+        const double ref = reference(pool, seconds), call_ref = call_reference ? call_reference(pool, seconds) : 0;
+        const CallTimes t = time_calls_each(seconds, [&](size_t i) { op(rt, i); });
+        rounds.push_back({section, isa, shape_name(s), threads, t.best_window, t.median, bytes, macs, ref, call_ref});
+      }
+      Row row = median_round(rounds, fraction);
+      const Row by_call = median_round(rounds, call_fraction);
+      row.median_seconds_per_call = by_call.median_seconds_per_call;
+      row.call_reference = by_call.call_reference;
+      rep.rows.push_back(row);
     }
   }
 }
@@ -176,7 +216,12 @@ void bench_gemv(Report& rep, const std::vector<std::string>& isas, uint8_t* weig
     std::vector<float> y(s.rows);
     AlignedBuffer tables;
     bench_op(rep, isas, "gemv", s, static_cast<double>(bytes), static_cast<double>(s.rows) * s.cols,
-             [&](ThreadPool& pool) { return measure_bandwidth(pool, weights, copies * bytes, rep.opt.seconds); },
+             [&](ThreadPool& pool, double seconds) {
+               return measure_bandwidth(pool, weights, copies * bytes, seconds);
+             },
+             [&](ThreadPool& pool, double seconds) {
+               return measure_call_bandwidth(pool, weights, bytes, copies, seconds);
+             },
              [&](const Runtime& rt, size_t i) {
                const TernaryTarget target{TernaryView{weights + (i % copies) * bytes, s.rows, s.cols}, 1.f,
                                           y.data(), 0};
@@ -194,8 +239,9 @@ void bench_bandwidth(Report& rep) {
   for (size_t threads = 1; threads <= rep.opt.max_threads; ++threads) {
     ThreadPool pool(threads);
     const double gbps = measure_bandwidth(pool, buffer.get(), bytes, rep.opt.seconds);
-    rep.rows.push_back({"bandwidth", "-", std::to_string(rep.opt.weight_mib) + "MiB", threads,
-                        static_cast<double>(bytes) / (gbps * 1e9), static_cast<double>(bytes), 0, 0});
+    const double seconds = static_cast<double>(bytes) / (gbps * 1e9);
+    rep.rows.push_back({"bandwidth", "-", std::to_string(rep.opt.weight_mib) + "MiB", threads, seconds, seconds,
+                        static_cast<double>(bytes), 0, 0, 0});
   }
 }
 
@@ -210,7 +256,8 @@ void bench_lm_head(Report& rep, const std::vector<std::string>& isas) {
     for (size_t i = 0; i < n; ++i) w[i] = static_cast<f16_t>(0x3000 + (i * 7919) % 0x800);
     const uint8_t* bytes = reinterpret_cast<const uint8_t*>(w.get());
     bench_op(rep, isas, "lm_head_f16", s, 2.0 * n, macs,
-             [&](ThreadPool& pool) { return measure_bandwidth(pool, bytes, 2 * n, rep.opt.seconds); },
+             [&](ThreadPool& pool, double seconds) { return measure_bandwidth(pool, bytes, 2 * n, seconds); },
+             nullptr,
              [&](const Runtime& rt, size_t) { matvec_f16(rt, w.get(), s.rows, s.cols, x.data(), y.data()); });
   }
   const size_t cols_padded = round_up(s.cols, 64), n = s.rows * cols_padded;
@@ -220,7 +267,7 @@ void bench_lm_head(Report& rep, const std::vector<std::string>& isas) {
   fill_random(reinterpret_cast<uint8_t*>(q.get()), cols_padded, 5);
   const uint8_t* bytes = reinterpret_cast<const uint8_t*>(w8.get());
   bench_op(rep, isas, "lm_head_i8", s, static_cast<double>(n), macs,
-           [&](ThreadPool& pool) { return measure_bandwidth(pool, bytes, n, rep.opt.seconds); },
+           [&](ThreadPool& pool, double seconds) { return measure_bandwidth(pool, bytes, n, seconds); }, nullptr,
            [&](const Runtime& rt, size_t) {
              matvec_i8(rt, w8.get(), s.rows, cols_padded, q.get(), row_scale.data(), 1.f, y.data());
            });
@@ -231,7 +278,8 @@ void bench_lm_head(Report& rep, const std::vector<std::string>& isas) {
   auto q_q4 = alloc<int8_t>(q4_cols);
   fill_random(reinterpret_cast<uint8_t*>(q_q4.get()), q4_cols, 5);
   bench_op(rep, isas, "lm_head_q4", s, static_cast<double>(q4_bytes), macs,
-           [&](ThreadPool& pool) { return measure_bandwidth(pool, w4.get(), q4_bytes, rep.opt.seconds); },
+           [&](ThreadPool& pool, double seconds) { return measure_bandwidth(pool, w4.get(), q4_bytes, seconds); },
+           nullptr,
            [&](const Runtime& rt, size_t) {
              matvec_q4(rt, w4.get(), s.rows, q4_cols, q_q4.get(), row_scale.data(), 1.f, y.data());
            });
@@ -259,7 +307,12 @@ void bench_attention(Report& rep, const std::vector<std::string>& isas, uint8_t*
     AlignedBuffer scratch;
     bench_op(rep, isas, "attention", {t_len, kHeads * kHeadDim}, static_cast<double>(layer_bytes),
              2.0 * kHeads * t_len * kHeadDim,
-             [&](ThreadPool& pool) { return measure_bandwidth(pool, buffer, copies * layer_bytes, rep.opt.seconds); },
+             [&](ThreadPool& pool, double seconds) {
+               return measure_bandwidth(pool, buffer, copies * layer_bytes, seconds);
+             },
+             [&](ThreadPool& pool, double seconds) {
+               return measure_call_bandwidth(pool, buffer, layer_bytes, copies, seconds);
+             },
              [&](const Runtime& rt, size_t i) {
                const f16_t* k = cache + (i % copies) * 2 * kv;
                attention(rt, q.data(), k, k + kv, layout, t_len, kHeads, kKvHeads, kHeadDim, out.data(), scratch);
@@ -282,7 +335,7 @@ void bench_gemm(Report& rep, std::vector<std::string> isas) {
       const TernaryTarget target{view, 1.f, y.data(), s.rows};
       bench_op(rep, isas, "gemm_m" + std::to_string(m), s, static_cast<double>(bytes),
                static_cast<double>(m) * s.rows * s.cols,
-               [&](ThreadPool& pool) { return gemm_reference(pool, rep.opt.seconds / 2); },
+               [&](ThreadPool& pool, double seconds) { return gemm_reference(pool, seconds / 2); }, nullptr,
                [&](const Runtime& rt, size_t) {
                  ternary_gemm(rt, q.get(), padded, m, act_scale.data(), &target, 1, scratch);
                });
@@ -292,34 +345,47 @@ void bench_gemm(Report& rep, std::vector<std::string> isas) {
 
 // ------------------------------------------------------------------ output
 
-bool is_gemm(const Row& r) { return r.section.rfind("gemm", 0) == 0; }
-double fraction(const Row& r) { return r.reference > 0 ? (is_gemm(r) ? r.gmacs() : r.gbps()) / r.reference : 0; }
 double weights_per_cycle(const Report& rep, const Row& r) {
   return r.macs_per_call / r.seconds_per_call / 1e9 / rep.ghz / static_cast<double>(r.threads);
 }
 
 void print_table(const Report& rep) {
   std::printf("cpu: %s\nclock: %.2f GHz (dependent-add chain)\n", cpu_features().c_str(), rep.ghz);
-  std::printf("fraction: of the read bandwidth of the same buffer (GEMV, LM head) or of the vpdpbusd zmm\n"
-              "peak (GEMM), each measured right before its row with the same threads (ref column)\n");
-  std::printf("\n%-12s %-7s %-12s %3s %10s %8s %9s %8s %8s %10s\n", "section", "isa", "shape", "thr", "us/call",
-              "GB/s", "GMAC/s", "ref", "frac", "w/cyc/core");
+  std::printf("%s\nus/call: mean call of the fastest window; med us: the median call\n"
+              "frac: GB/s (GMAC/s) of the fastest window against the read bandwidth of the same buffer\n"
+              "(GEMV, LM head, attention) or the vpdpbusd zmm peak (GEMM), measured right before the row\n"
+              "with the same threads (ref); call frac: the median call against the median call of a read\n"
+              "of as many bytes per call, split the same way (call ref); each row is the median of %zu rounds\n",
+              describe_off_cpu(rep.off_cpu, kOffCpuSeconds).c_str(), kRounds);
+  std::printf("\n%-12s %-7s %-12s %3s %9s %9s %8s %9s %7s %7s %8s %9s %10s\n", "section", "isa", "shape", "thr",
+              "us/call", "med us", "GB/s", "GMAC/s", "ref", "frac", "call ref", "call frac", "w/cyc/core");
   for (const Row& r : rep.rows) {
-    std::printf("%-12s %-7s %-12s %3zu %10.1f %8.2f %9.2f %8.1f %7.1f%% %10.2f\n", r.section.c_str(),
-                r.isa.c_str(), r.shape.c_str(), r.threads, r.seconds_per_call * 1e6, r.gbps(), r.gmacs(),
-                r.reference, 100 * fraction(r), weights_per_cycle(rep, r));
+    std::printf("%-12s %-7s %-12s %3zu %9.1f %9.1f %8.2f %9.2f %7.1f %6.1f%%", r.section.c_str(), r.isa.c_str(),
+                r.shape.c_str(), r.threads, r.seconds_per_call * 1e6, r.median_seconds_per_call * 1e6, r.gbps(),
+                r.gmacs(), r.reference, 100 * fraction(r));
+    if (r.call_reference > 0) std::printf(" %8.1f %8.1f%%", r.call_reference, 100 * call_fraction(r));
+    else std::printf(" %8s %9s", "-", "-");
+    std::printf(" %10.2f\n", weights_per_cycle(rep, r));
   }
 }
 
 void print_json(const Report& rep) {
-  std::printf("{\n  \"cpu\": \"%s\",\n  \"ghz\": %.3f,\n  \"results\": [\n", cpu_features().c_str(), rep.ghz);
+  std::printf("{\n  \"cpu\": \"%s\",\n  \"ghz\": %.3f,\n  \"off_cpu\": [", cpu_features().c_str(), rep.ghz);
+  for (size_t i = 0; i < rep.off_cpu.size(); ++i) {
+    const OffCpu& o = rep.off_cpu[i];
+    std::printf("%s{\"fraction\": %.4f, \"gaps\": %zu, \"median_gap_us\": %.1f, \"median_period_ms\": %.3f}",
+                i ? ", " : "", o.fraction, o.gaps, o.median_gap * 1e6, o.median_period * 1e3);
+  }
+  std::printf("],\n  \"results\": [\n");
   for (size_t i = 0; i < rep.rows.size(); ++i) {
     const Row& r = rep.rows[i];
     std::printf("    {\"section\": \"%s\", \"isa\": \"%s\", \"shape\": \"%s\", \"threads\": %zu, "
-                "\"us_per_call\": %.2f, \"gbps\": %.3f, \"gmacs\": %.3f, \"reference\": %.3f, "
-                "\"fraction\": %.4f, \"weights_per_cycle_per_core\": %.3f}%s\n",
+                "\"us_per_call\": %.2f, \"median_us_per_call\": %.2f, \"gbps\": %.3f, \"gmacs\": %.3f, "
+                "\"reference\": %.3f, \"fraction\": %.4f, \"call_reference\": %.3f, \"call_fraction\": %.4f, "
+                "\"weights_per_cycle_per_core\": %.3f}%s\n",
                 r.section.c_str(), r.isa.c_str(), r.shape.c_str(), r.threads, r.seconds_per_call * 1e6,
-                r.gbps(), r.gmacs(), r.reference, fraction(r), weights_per_cycle(rep, r),
+                r.median_seconds_per_call * 1e6, r.gbps(), r.gmacs(), r.reference, fraction(r), r.call_reference,
+                call_fraction(r), weights_per_cycle(rep, r),
                 i + 1 < rep.rows.size() ? "," : "");
   }
   std::printf("  ]\n}\n");
@@ -359,6 +425,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> isas = runnable_isas();
   if (!rep.opt.isa.empty()) isas = {kernels_for(rep.opt.isa).isa_name};
   rep.ghz = measure_ghz();
+  {
+    ThreadPool pool(rep.opt.max_threads);
+    rep.off_cpu = measure_off_cpu(pool, kOffCpuSeconds);
+  }
   if (rep.opt.only == "bandwidth") bench_bandwidth(rep);
   // The buffer the GEMV weights and the attention caches cycle over: at least
   // one copy of the largest, and --weight-mib MiB so that calls stream from DRAM.

@@ -84,6 +84,13 @@ interface BandwidthRow {
   gbps: number;
 }
 
+/** What bench_kernels --only bandwidth measured: read bandwidth, and the time the host took from each thread. */
+interface MachineState {
+  bandwidth: BandwidthRow[];
+  /** Per thread of the largest pool: the fraction of its time spent off the CPU (gaps over 2 us between clock reads). */
+  offCpu: number[];
+}
+
 /** The LM head of our main rows (tg, roofline, generate()); the other formats run once beside it. */
 const MAIN_HEAD_FORMAT: LmHeadFormat = DEFAULT_LM_HEAD;
 const MAIN_HEAD = `${MAIN_HEAD_FORMAT} head`;
@@ -101,13 +108,15 @@ function loadAverage(): string {
   return os.loadavg().map((v) => v.toFixed(2)).join(' ');
 }
 
-/** Streaming read bandwidth at 1..max(threads) threads, from bench_kernels --only bandwidth. */
-function measureBandwidth(threads: readonly number[], weightMib: number): BandwidthRow[] {
+/** Streaming read bandwidth at 1..max(threads) threads, and off-CPU time, from bench_kernels --only bandwidth. */
+function measureMachine(threads: readonly number[], weightMib: number): MachineState {
   const binary = path.join(repoRoot(), 'build-bench', 'bench_kernels');
   if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: build it with \`npm run bench:kernels\` or \`npm run bench\``);
   const args = ['--only', 'bandwidth', '--json', '--threads', String(Math.max(...threads)), '--weight-mib', String(weightMib), '--seconds', '0.5'];
-  const report = JSON.parse(execFileSync(binary, args, { encoding: 'utf8' })) as { results: { threads: number; gbps: number }[] };
-  return report.results.map((r) => ({ threads: r.threads, gbps: r.gbps }));
+  const report = JSON.parse(execFileSync(binary, args, { encoding: 'utf8' })) as {
+    results: { threads: number; gbps: number }[]; off_cpu: { fraction: number }[];
+  };
+  return { bandwidth: report.results.map((r) => ({ threads: r.threads, gbps: r.gbps })), offCpu: report.off_cpu.map((o) => o.fraction) };
 }
 
 async function startEngine(
@@ -207,11 +216,11 @@ interface RooflineRow {
 }
 
 /** Our main-head tg rows against bandwidth / bytes per token, with the higher of the two bandwidth measurements. */
-function rooflineRows(engines: EngineRun[], rows: ResultRow[], bandwidth: BandwidthRow[][]): RooflineRow[] {
+function rooflineRows(engines: EngineRun[], rows: ResultRow[], machine: MachineState[]): RooflineRow[] {
   const ours = engines.find((e) => e.engine === 'bitnet-gen' && e.model === MAIN_HEAD)!;
   const bytesPerToken = ours.ready.weightBytesPerToken!;
   return rows.filter((r) => r.engine === 'bitnet-gen' && r.model === ours.model && r.test.startsWith('tg')).map((r) => {
-    const gbps = Math.max(...bandwidth.flat().filter((b) => b.threads === r.threads).map((b) => b.gbps));
+    const gbps = Math.max(...machine.flatMap((m) => m.bandwidth).filter((b) => b.threads === r.threads).map((b) => b.gbps));
     const rooflineTokensPerSecond = (gbps * 1e9) / bytesPerToken;
     return { threads: r.threads, gbps, bytesPerToken, rooflineTokensPerSecond, test: r.test, tokensPerSecond: r.avgTokensPerSecond,
       fraction: r.avgTokensPerSecond / rooflineTokensPerSecond };
@@ -219,7 +228,7 @@ function rooflineRows(engines: EngineRun[], rows: ResultRow[], bandwidth: Bandwi
 }
 
 function printReport(report: {
-  rows: ResultRow[]; engines: EngineRun[]; roofline: RooflineRow[]; overhead: OverheadRow[]; bandwidth: BandwidthRow[][];
+  rows: ResultRow[]; engines: EngineRun[]; roofline: RooflineRow[]; overhead: OverheadRow[]; machine: MachineState[];
   loadAverageStart: string; loadAverageEnd: string; repetitions: number; baselines: string[];
 }): void {
   const out: string[] = [];
@@ -237,8 +246,11 @@ function printReport(report: {
     report.engines.map((e) => [e.engine, e.model, String(e.threads), e.ready.loadMs.toFixed(0), formatBytes(e.maxRssBytes)]),
     2));
   out.push('');
-  out.push(`read bandwidth (bench_kernels --only bandwidth, before / after): ${report.bandwidth[0].map((b, i) =>
-    `${b.threads}t ${b.gbps.toFixed(1)} / ${report.bandwidth[1][i].gbps.toFixed(1)} GB/s`).join(', ')}; the roofline uses the higher\n`);
+  const [before, after] = report.machine;
+  out.push(`read bandwidth (bench_kernels --only bandwidth, before / after): ${before.bandwidth.map((b, i) =>
+    `${b.threads}t ${b.gbps.toFixed(1)} / ${after.bandwidth[i].gbps.toFixed(1)} GB/s`).join(', ')}; the roofline uses the higher`);
+  const percents = (offCpu: number[]): string => offCpu.map((f) => `${(100 * f).toFixed(1)}%`).join(', ');
+  out.push(`time the host took from each thread (off-CPU, before / after): ${percents(before.offCpu)} / ${percents(after.offCpu)}\n`);
   out.push(formatMarkdownTable(
     ['threads', 'test', 'GB/s', 'bytes/token', 'roofline t/s', 'ours t/s', 'fraction'],
     report.roofline.map((r) => [String(r.threads), r.test, r.gbps.toFixed(1), formatBytes(r.bytesPerToken), r.rooflineTokensPerSecond.toFixed(2),
@@ -274,7 +286,7 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
   const bitplane = new Map(heads.map((head) => [head, ensureConverted(synthetic.paths.hf!, { lmHead: head })]));
   log(`bit-plane files ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-  const bandwidth = [measureBandwidth(options.threads, options.weightMib)];
+  const machine = [measureMachine(options.threads, options.weightMib)];
   const engines: EngineRun[] = [];
   try {
     for (const threads of options.threads) {
@@ -304,10 +316,10 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
     for (const engine of engines) engine.worker.kill();
     throw error;
   }
-  bandwidth.push(measureBandwidth(options.threads, options.weightMib));
+  machine.push(measureMachine(options.threads, options.weightMib));
 
   const rows = resultRows(engines);
-  const roofline = rooflineRows(engines, rows, bandwidth);
+  const roofline = rooflineRows(engines, rows, machine);
   const overhead = overheadRows(engines, tests);
   const loadAverageEnd = loadAverage();
   const baselines = options.skipLlamaCpp ? [] : LLAMA_CPP_FORMATS.map((f) => f.model);
@@ -316,10 +328,10 @@ async function runModelBench(options: ModelBenchOptions): Promise<void> {
       cpu: os.cpus()[0]?.model, logicalCpus: os.cpus().length, loadAverageStart, loadAverageEnd, repetitions: options.repetitions,
       models: { dir: synthetic.dir, ...Object.fromEntries(engines.map((e) => [`${e.engine} ${e.model}`, e.file])) },
       engines: engines.map((e) => ({ engine: e.engine, model: e.model, backend: e.ready.backend, threads: e.threads, loadMs: e.ready.loadMs, maxRssBytes: e.maxRssBytes })),
-      results: rows, bandwidth, roofline, overhead,
+      results: rows, machine, roofline, overhead,
     }, null, 2)}\n`);
   } else {
-    printReport({ rows, engines, roofline, overhead, bandwidth, loadAverageStart, loadAverageEnd, repetitions: options.repetitions, baselines });
+    printReport({ rows, engines, roofline, overhead, machine, loadAverageStart, loadAverageEnd, repetitions: options.repetitions, baselines });
   }
 }
 

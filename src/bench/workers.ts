@@ -66,6 +66,8 @@ export interface SessionWorkerConfig {
 export class BenchWorker {
   private readonly pending: { resolve: (value: unknown) => void; reject: (error: Error) => void }[] = [];
   private failure: Error | null = null;
+  /** Settles when the process has exited. */
+  private readonly exited: Promise<void>;
 
   private constructor(private readonly child: ChildProcessByStdio<Writable, Readable, null>, readonly label: string) {
     createInterface({ input: child.stdout }).on('line', (line) => {
@@ -77,9 +79,12 @@ export class BenchWorker {
         waiter.reject(new Error(`${label}: unexpected output: ${line}`));
       }
     });
-    child.on('exit', (code, signal) => {
-      this.failure = new Error(`${label}: worker exited (${code ?? signal})`);
-      for (const waiter of this.pending.splice(0)) waiter.reject(this.failure);
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        this.failure = new Error(`${label}: worker exited (${code ?? signal})`);
+        for (const waiter of this.pending.splice(0)) waiter.reject(this.failure);
+        resolve();
+      });
     });
   }
 
@@ -117,12 +122,18 @@ export class BenchWorker {
     return answer;
   }
 
-  /** Asks the worker to exit and returns its peak RSS in bytes. */
+  /**
+   * Asks the worker to exit and returns its peak RSS in bytes once the process is gone: workers still
+   * tearing down (llama.cpp's threads, a model's pages) held both vCPUs for 53-82 % of the off-CPU probe
+   * that `npm run bench` runs after them, and lowered the read bandwidth measured there.
+   */
   async close(): Promise<number> {
     const answer = this.next<WorkerExit>();
     this.send({});
     this.child.stdin.end();
-    return (await answer).maxRssBytes;
+    const { maxRssBytes } = await answer;
+    await this.exited;
+    return maxRssBytes;
   }
 
   /** Ends the worker at once (after an error elsewhere). */
