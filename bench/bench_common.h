@@ -124,57 +124,12 @@ inline double measure_call_bandwidth(ThreadPool& pool, const uint8_t* buf, size_
   return best;
 }
 
-// Time the host takes from a thread: the gaps between the thread's clock
-// reads that are longer than kMinGapSeconds (a read takes ~25 ns).
-struct OffCpu {
-  double fraction = 0;  // of the measured time
-  size_t gaps = 0;
-  double median_gap = 0;     // seconds
-  double median_period = 0;  // seconds from one gap's start to the next's
-};
-constexpr double kMinGapSeconds = 2e-6;
-
-// Every thread of the pool reads the clock in a loop for `seconds` at once.
-// On the VM of docs/kernels.md each vCPU stops for 35-50 us every 1 ms, which
-// a call that needs both threads waits for.
-inline std::vector<OffCpu> measure_off_cpu(ThreadPool& pool, double seconds) {
-  std::vector<OffCpu> result(pool.size());
-  pool.parallel_for(pool.size(), [&](size_t b, size_t e) {
-    for (size_t part = b; part < e; ++part) {
-      std::vector<double> starts, lengths;
-      const double begin = now();
-      double last = begin;
-      while (last - begin < seconds) {
-        const double t = now();
-        if (t - last > kMinGapSeconds) {
-          starts.push_back(last);
-          lengths.push_back(t - last);
-        }
-        last = t;
-      }
-      OffCpu& r = result[part];
-      r.gaps = lengths.size();
-      if (lengths.empty()) continue;
-      for (const double l : lengths) r.fraction += l;
-      r.fraction /= last - begin;
-      std::vector<double> periods;
-      for (size_t i = 1; i < starts.size(); ++i) periods.push_back(starts[i] - starts[i - 1]);
-      std::nth_element(lengths.begin(), lengths.begin() + lengths.size() / 2, lengths.end());
-      r.median_gap = lengths[lengths.size() / 2];
-      if (!periods.empty()) {
-        std::nth_element(periods.begin(), periods.begin() + periods.size() / 2, periods.end());
-        r.median_period = periods[periods.size() / 2];
-      }
-    }
-  }, 1);
-  return result;
-}
-
 // One line for a report: "off-CPU (...): thread 0 5.3% (672 gaps, median 36 us, one per 1.00 ms); ...".
+// The threads are measure_off_cpu's (ops.h).
 inline std::string describe_off_cpu(const std::vector<OffCpu>& threads, double seconds) {
   char buf[160];
   std::snprintf(buf, sizeof buf, "off-CPU (gaps over %.0f us between clock reads, %zu threads at once for %.1f s):",
-                kMinGapSeconds * 1e6, threads.size(), seconds);
+                kOffCpuGapSeconds * 1e6, threads.size(), seconds);
   std::string line = buf;
   for (size_t i = 0; i < threads.size(); ++i) {
     const OffCpu& o = threads[i];

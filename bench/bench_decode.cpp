@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
               opt.q4_head ? "4-bit (top rows re-scored from int8)" : "int8");
   {
     ThreadPool pool(opt.max_threads);
-    std::printf("%s\n", describe_off_cpu(measure_off_cpu(pool, 0.5), 0.5).c_str());
+    std::printf("%s\n", describe_off_cpu(measure_off_cpu(Runtime{&kernels, &pool}, 0.5), 0.5).c_str());
   }
   std::printf("\n%-8s %3s %7s %10s %9s %9s %10s %8s\n", "run", "thr", "context", "ms/token", "tok/s",
               "read GB/s", "roofline", "of roof");

@@ -427,7 +427,7 @@ int main(int argc, char** argv) {
   rep.ghz = measure_ghz();
   {
     ThreadPool pool(rep.opt.max_threads);
-    rep.off_cpu = measure_off_cpu(pool, kOffCpuSeconds);
+    rep.off_cpu = measure_off_cpu(Runtime{&kernels_for(isas.front()), &pool}, kOffCpuSeconds);
   }
   if (rep.opt.only == "bandwidth") bench_bandwidth(rep);
   // The buffer the GEMV weights and the attention caches cycle over: at least

@@ -11,7 +11,7 @@ export {
   TernaryMatrix,
   Runtime,
 } from './kernels';
-export type { RuntimeOptions, TernaryTarget, QuantizedActivations, AttentionShape } from './kernels';
+export type { RuntimeOptions, TernaryTarget, QuantizedActivations, AttentionShape, OffCpuThread } from './kernels';
 
 // Models and generation.
 export { BitNetModel } from './engine/model';

@@ -86,6 +86,18 @@ export class TernaryMatrix extends native.TernaryMatrix {
 }
 
 /** Options of a {@link Runtime}. */
+/** The time the host took from one thread of a runtime's pool ({@link Runtime.measureOffCpu}). */
+export interface OffCpuThread {
+  /** Share of the measured time the thread was off its CPU, 0..1. */
+  fraction: number;
+  /** Gaps of more than 2 us between two of its clock reads. */
+  gaps: number;
+  /** Median gap, in milliseconds (0 without gaps). */
+  medianGapMs: number;
+  /** Median time from one gap's start to the next's, in milliseconds (0 with fewer than two gaps). */
+  medianPeriodMs: number;
+}
+
 export interface RuntimeOptions {
   /** Worker threads including the caller, 1..1024. Default: {@link defaultThreadCount}(). */
   threads?: number;
@@ -276,6 +288,18 @@ export class Runtime {
    */
   measureReadBandwidth(mib = 512): number {
     return this.impl.measureReadBandwidth(mib);
+  }
+
+  /**
+   * How much of their time the host takes from this runtime's threads: every thread of the pool
+   * reads the clock in a loop for `ms` milliseconds, all at once, and the gaps of more than 2 us
+   * between two reads are time it did not run (another process, or on a VM the host). An op that
+   * needs every thread waits for whichever is stopped, so benchmarks print this beside their
+   * numbers. Blocks the calling thread for `ms`.
+   * @param ms 1..10000; default 500
+   */
+  measureOffCpu(ms = 500): OffCpuThread[] {
+    return this.impl.measureOffCpu(ms);
   }
 
   /**

@@ -50,6 +50,7 @@ export interface NativeRuntime {
   matvecI8(w: Int8Array, rows: number, colsPadded: number, q: Int8Array, rowScale: Float32Array,
            xInvScale: number, out: Float32Array): void;
   measureReadBandwidth(mib: number): number;
+  measureOffCpu(ms: number): { fraction: number; gaps: number; medianGapMs: number; medianPeriodMs: number }[];
   topK(values: Float32Array, k: number, out: Int32Array): void;
 }
 

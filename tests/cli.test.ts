@@ -149,6 +149,10 @@ describe('bitnet-gen commands', () => {
     expect(roof.readBytesPerSecond).toBeGreaterThan(1e8);
     expect(roof.rooflineTokensPerSecond).toBeCloseTo(roof.readBytesPerSecond / roof.weightBytesPerToken, 6);
     expect(roof.tgFraction).toBeCloseTo(results[1].avgTokensPerSecond / roof.rooflineTokensPerSecond, 6);
+    // The time the host took from each thread of the pool.
+    expect(roof.offCpu).toHaveLength(1);
+    expect(roof.offCpu[0]).toBeGreaterThanOrEqual(0);
+    expect(roof.offCpu[0]).toBeLessThan(1);
     // A stand-in llama-bench that reports the arguments it was given.
     const fake = path.join(scratch, 'llama-bench');
     fs.writeFileSync(fake, `#!/usr/bin/env node

@@ -153,6 +153,24 @@ describe('runtime information', () => {
     expect(Number.isFinite(bandwidth) && bandwidth > 1e8).toBe(true);
     expectError(() => rt.measureReadBandwidth(0), 'RangeError', /^measureReadBandwidth: mib must be an integer in \[1, 65536\]/);
   });
+
+  test('measureOffCpu watches every thread of the pool for the time it does not run', () => {
+    const rt = new Runtime({ threads: 2 });
+    const threads = rt.measureOffCpu(50);
+    expect(threads).toHaveLength(2);
+    for (const t of threads) {
+      expect(t.fraction).toBeGreaterThanOrEqual(0);
+      expect(t.fraction).toBeLessThan(1);
+      expect(Number.isInteger(t.gaps) && t.gaps >= 0).toBe(true);
+      // A median gap is one of the gaps, each over 2 us; none without gaps.
+      if (t.gaps > 0) expect(t.medianGapMs).toBeGreaterThan(0.002);
+      else expect(t.medianGapMs).toBe(0);
+      if (t.gaps < 2) expect(t.medianPeriodMs).toBe(0);
+      else expect(t.medianPeriodMs).toBeGreaterThan(0);
+    }
+    expectError(() => rt.measureOffCpu(0), 'RangeError', /^measureOffCpu: ms must be an integer in \[1, 10000\]/);
+    expectError(() => rt.measureOffCpu('x' as unknown as number), 'TypeError', /^measureOffCpu: ms/);
+  });
 });
 
 // ---- TernaryMatrix -------------------------------------------------------------

@@ -99,6 +99,7 @@ Napi::Function Runtime::Define(Napi::Env env) {
        InstanceMethod<&Runtime::MatvecF16>("matvecF16"),
        InstanceMethod<&Runtime::MatvecI8>("matvecI8"),
        InstanceMethod<&Runtime::MeasureReadBandwidth>("measureReadBandwidth"),
+       InstanceMethod<&Runtime::MeasureOffCpu>("measureOffCpu"),
        InstanceMethod<&Runtime::TopK>("topK")});
   addon_data(env).runtime = Napi::Persistent(ctor);
   return ctor;
@@ -152,6 +153,24 @@ Napi::Value Runtime::Threads(const Napi::CallbackInfo& info) {
 Napi::Value Runtime::MeasureReadBandwidth(const Napi::CallbackInfo& info) {
   const size_t mib = integer(info[0], {"measureReadBandwidth", "mib"}, 1, size_t{1} << 16);
   return Napi::Number::New(info.Env(), bitnet::measure_read_bandwidth(ops(), mib << 20));
+}
+
+// measureOffCpu(ms: number): per thread of the pool, { fraction, gaps,
+// medianGapMs, medianPeriodMs } (bitnet::measure_off_cpu)
+Napi::Value Runtime::MeasureOffCpu(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const size_t ms = integer(info[0], {"measureOffCpu", "ms"}, 1, 10000);
+  const std::vector<bitnet::OffCpu> threads = bitnet::measure_off_cpu(ops(), static_cast<double>(ms) / 1e3);
+  Napi::Array out = Napi::Array::New(env, threads.size());
+  for (size_t i = 0; i < threads.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("fraction", threads[i].fraction);
+    o.Set("gaps", static_cast<double>(threads[i].gaps));
+    o.Set("medianGapMs", threads[i].median_gap * 1e3);
+    o.Set("medianPeriodMs", threads[i].median_period * 1e3);
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
 }
 
 // topK(values: Float32Array, k: number, out: Int32Array): the indices of the k

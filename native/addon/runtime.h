@@ -60,6 +60,7 @@ class Runtime : public Napi::ObjectWrap<Runtime> {
   Napi::Value MatvecF16(const Napi::CallbackInfo& info);
   Napi::Value MatvecI8(const Napi::CallbackInfo& info);
   Napi::Value MeasureReadBandwidth(const Napi::CallbackInfo& info);
+  Napi::Value MeasureOffCpu(const Napi::CallbackInfo& info);
   Napi::Value TopK(const Napi::CallbackInfo& info);
 
   const bitnet::KernelTable* kernels_ = nullptr;

@@ -491,4 +491,42 @@ double measure_read_bandwidth(const Runtime& rt, size_t bytes, int passes) {
   return best;
 }
 
+std::vector<OffCpu> measure_off_cpu(const Runtime& rt, double seconds) {
+  using Clock = std::chrono::steady_clock;
+  const size_t threads = rt.pool->size();
+  std::vector<OffCpu> result(threads);
+  rt.pool->parallel_for(threads, [&](size_t b, size_t e) {
+    for (size_t part = b; part < e; ++part) {
+      std::vector<double> starts, lengths;
+      const Clock::time_point begin = Clock::now();
+      Clock::time_point last = begin;
+      double elapsed = 0;
+      while (elapsed < seconds) {
+        const Clock::time_point t = Clock::now();
+        const double gap = std::chrono::duration<double>(t - last).count();
+        if (gap > kOffCpuGapSeconds) {
+          starts.push_back(elapsed);
+          lengths.push_back(gap);
+        }
+        last = t;
+        elapsed = std::chrono::duration<double>(t - begin).count();
+      }
+      OffCpu& r = result[part];
+      r.gaps = lengths.size();
+      if (lengths.empty()) continue;
+      for (const double l : lengths) r.fraction += l;
+      r.fraction /= elapsed;
+      std::vector<double> periods;
+      for (size_t i = 1; i < starts.size(); ++i) periods.push_back(starts[i] - starts[i - 1]);
+      std::nth_element(lengths.begin(), lengths.begin() + lengths.size() / 2, lengths.end());
+      r.median_gap = lengths[lengths.size() / 2];
+      if (!periods.empty()) {
+        std::nth_element(periods.begin(), periods.begin() + periods.size() / 2, periods.end());
+        r.median_period = periods[periods.size() / 2];
+      }
+    }
+  }, 1);
+  return result;
+}
+
 }  // namespace bitnet

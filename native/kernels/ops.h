@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 
 #include "kernel_table.h"
 #include "thread_pool.h"
@@ -96,5 +97,21 @@ void parallel_stream_read(const Runtime& rt, const uint8_t* data, size_t bytes, 
 // parallel_stream_read over `bytes` bytes (use a buffer much larger than the
 // last-level cache), the roofline of decode.
 double measure_read_bandwidth(const Runtime& rt, size_t bytes, int passes = 3);
+
+// The time the host took from one thread of the pool: the gaps of more than
+// kOffCpuGapSeconds between the thread's clock reads (a read takes ~25 ns).
+struct OffCpu {
+  double fraction = 0;       // of the measured time
+  size_t gaps = 0;
+  double median_gap = 0;     // seconds
+  double median_period = 0;  // seconds from one gap's start to the next's
+};
+constexpr double kOffCpuGapSeconds = 2e-6;
+
+// Every thread of the pool reads the clock in a loop for `seconds`, all at
+// once; one OffCpu per thread. On a VM whose host stops each vCPU now and
+// then (on the one of docs/kernels.md, stop 19, for 35-50 us every 1 ms), an
+// op that needs every thread waits for whichever stops: this says how much.
+std::vector<OffCpu> measure_off_cpu(const Runtime& rt, double seconds);
 
 }  // namespace bitnet

@@ -58,6 +58,11 @@ export interface BenchRoofline {
   rooflineTokensPerSecond: number;
   /** The tg test's mean tokens/s divided by the roofline, when a tg test ran. */
   tgFraction: number | null;
+  /**
+   * Per thread, the share of half a second the host took from it, measured after the tests
+   * (`Runtime.measureOffCpu`): a decode step that needs every thread waits for whichever is stopped.
+   */
+  offCpu: number[];
 }
 
 async function benchThreads(file: string, threads: number, options: BenchCliOptions): Promise<{ rows: BenchResult[]; roofline: BenchRoofline }> {
@@ -84,6 +89,7 @@ async function benchThreads(file: string, threads: number, options: BenchCliOpti
     weightBytesPerToken: model.weightBytesPerToken,
     rooflineTokensPerSecond,
     tgFraction: tg ? tg.avgTokensPerSecond / rooflineTokensPerSecond : null,
+    offCpu: model.runtime.measureOffCpu().map((t) => t.fraction),
   };
   return { rows: results, roofline };
 }
@@ -91,7 +97,8 @@ async function benchThreads(file: string, threads: number, options: BenchCliOpti
 function formatRoofline(r: BenchRoofline): string {
   const tg = r.tgFraction === null ? '' : `; tg reaches ${(100 * r.tgFraction).toFixed(1)} % of it`;
   return `${r.threads} threads: read bandwidth ${(r.readBytesPerSecond / 1e9).toFixed(1)} GB/s / ` +
-    `${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB per token = decode roofline ${r.rooflineTokensPerSecond.toFixed(1)} tok/s${tg}`;
+    `${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB per token = decode roofline ${r.rooflineTokensPerSecond.toFixed(1)} tok/s${tg}; ` +
+    `the host took ${r.offCpu.map((f) => `${(100 * f).toFixed(1)} %`).join(', ')} of the threads' time`;
 }
 
 interface LlamaBenchEntry {

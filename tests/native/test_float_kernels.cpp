@@ -430,6 +430,21 @@ TEST_CASE(stream_read_sums_every_word_for_every_prefetch_and_table) {
   }
 }
 
+// measure_off_cpu: one entry per thread of the pool (each watched at once),
+// with a share of the time in [0, 1] and medians taken from actual gaps.
+TEST_CASE(measure_off_cpu_reports_every_thread_of_the_pool) {
+  for (size_t threads : {size_t{1}, size_t{3}}) {
+    ThreadPool pool(threads);
+    const std::vector<OffCpu> result = measure_off_cpu(Runtime{&active_kernels(), &pool}, 0.02);
+    CHECK_EQ(result.size(), threads);
+    for (const OffCpu& o : result) {
+      CHECK(o.fraction >= 0 && o.fraction <= 1);
+      CHECK(o.gaps == 0 ? o.median_gap == 0 : o.median_gap > kOffCpuGapSeconds);
+      CHECK(o.gaps < 2 ? o.median_period == 0 : o.median_period > 0);
+    }
+  }
+}
+
 // ops.h splits rows and heads over the pool; every table must give the same
 // bytes for every pool size.
 TEST_CASE(ops_are_byte_identical_for_any_thread_count) {
