@@ -182,7 +182,7 @@ export function addBenchCommand(program: Command, io: CliIo): void {
     .addOption(isaOption())
     .option('--bitnet-cpp <path>', 'also run this bitnet.cpp llama-bench binary on the GGUF with the same settings')
     .option('--gguf <file>', 'the GGUF for --bitnet-cpp (default: --model when it is a .gguf)')
-    .option('--no-mmap', 'read the weights into memory instead of mapping the file')
+    .option('--no-mmap', 'read the weights into memory instead of mapping the file (slower start, faster decode)')
     .option('--json', 'print one JSON object {model, results, rooflines}', false)
     .option('-v, --verbose', 'per-repetition numbers on stderr, stack traces on errors', false)
     .action((options: BenchCliOptions) => runBench(options, io));
