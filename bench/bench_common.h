@@ -94,34 +94,39 @@ inline void fill_random(uint8_t* p, size_t bytes, uint64_t seed) {
   }
 }
 
-// Streaming read bandwidth (GB/s) of [buf, buf + bytes) with the pool's
-// threads and the widest loads this CPU has (the best runnable ISA's
-// stream_read): for each ReadPrefetch, the fastest window of time_calls over
-// seconds / 3, and the best of those.
-inline double measure_bandwidth(ThreadPool& pool, const uint8_t* buf, size_t bytes, double seconds) {
+// Read bandwidth (GB/s) with the pool's threads and the widest loads this CPU
+// has (the best runnable ISA's stream_read): each call of time_calls_each reads
+// the next of `copies` runs of `bytes` (one after another from buf), split and
+// joined as parallel_stream_read does, for seconds / 3 per ReadPrefetch. Of the
+// fastest window and of the median call, each for its best ReadPrefetch.
+struct ReadBandwidth {
+  double best_window = 0;
+  double median_call = 0;
+};
+inline ReadBandwidth measure_reads(ThreadPool& pool, const uint8_t* buf, size_t bytes, size_t copies,
+                                   double seconds) {
   const Runtime rt{&kernels_for(runnable_isas().front()), &pool};
-  double best = 0;
+  ReadBandwidth best;
   for (const ReadPrefetch how : kReadPrefetches) {
-    const double t = time_calls(seconds / 3, [&](size_t) { parallel_stream_read(rt, buf, bytes, how); });
-    best = std::max(best, static_cast<double>(bytes) / t / 1e9);
+    const CallTimes t = time_calls_each(
+        seconds / 3, [&](size_t i) { parallel_stream_read(rt, buf + i % copies * bytes, bytes, how); });
+    best.best_window = std::max(best.best_window, static_cast<double>(bytes) / t.best_window / 1e9);
+    best.median_call = std::max(best.median_call, static_cast<double>(bytes) / t.median / 1e9);
   }
   return best;
 }
 
-// The read bandwidth that calls of the size of a GEMV see: each call reads
-// the next of `copies` runs of `bytes` (one after another from buf) with the
-// pool's threads, split and joined as parallel_stream_read does. GB/s of the
-// median call, for the best ReadPrefetch.
+// Streaming read bandwidth of [buf, buf + bytes), a whole read per call: the
+// fastest window.
+inline double measure_bandwidth(ThreadPool& pool, const uint8_t* buf, size_t bytes, double seconds) {
+  return measure_reads(pool, buf, bytes, 1, seconds).best_window;
+}
+
+// The read bandwidth that calls of the size of a GEMV see: the median call of
+// reads of `bytes` from the next of `copies` runs.
 inline double measure_call_bandwidth(ThreadPool& pool, const uint8_t* buf, size_t bytes, size_t copies,
                                      double seconds) {
-  const Runtime rt{&kernels_for(runnable_isas().front()), &pool};
-  double best = 0;
-  for (const ReadPrefetch how : kReadPrefetches) {
-    const CallTimes t = time_calls_each(
-        seconds / 3, [&](size_t i) { parallel_stream_read(rt, buf + i % copies * bytes, bytes, how); });
-    best = std::max(best, static_cast<double>(bytes) / t.median / 1e9);
-  }
-  return best;
+  return measure_reads(pool, buf, bytes, copies, seconds).median_call;
 }
 
 // One line for a report: "off-CPU (...): thread 0 5.3% (672 gaps, median 36 us, one per 1.00 ms); ...".

@@ -10,6 +10,9 @@
  * argument, e.g. "gemv: targets[1].out must be a Float32Array of at least 640 elements".
  */
 import { native, NativeRuntime } from './native';
+import type { OffCpuThread } from './native';
+
+export type { OffCpuThread };
 
 /** Weight layout constants (native/kernels/ternary_format.h). */
 export const layout: Readonly<{
@@ -86,18 +89,6 @@ export class TernaryMatrix extends native.TernaryMatrix {
 }
 
 /** Options of a {@link Runtime}. */
-/** The time the host took from one thread of a runtime's pool ({@link Runtime.measureOffCpu}). */
-export interface OffCpuThread {
-  /** Share of the measured time the thread was off its CPU, 0..1. */
-  fraction: number;
-  /** Gaps of more than 2 us between two of its clock reads. */
-  gaps: number;
-  /** Median gap, in milliseconds (0 without gaps). */
-  medianGapMs: number;
-  /** Median time from one gap's start to the next's, in milliseconds (0 with fewer than two gaps). */
-  medianPeriodMs: number;
-}
-
 export interface RuntimeOptions {
   /** Worker threads including the caller, 1..1024. Default: {@link defaultThreadCount}(). */
   threads?: number;

@@ -28,6 +28,18 @@ export interface NativeTernaryMatrix {
   unpack(): Int8Array;
 }
 
+/** The time the host took from one thread of a runtime's pool (`Runtime.measureOffCpu`). */
+export interface OffCpuThread {
+  /** Share of the measured time the thread was off its CPU, 0..1. */
+  fraction: number;
+  /** Gaps of more than 2 us between two of its clock reads. */
+  gaps: number;
+  /** Median gap, in milliseconds (0 without gaps). */
+  medianGapMs: number;
+  /** Median time from one gap's start to the next's, in milliseconds (0 with fewer than two gaps). */
+  medianPeriodMs: number;
+}
+
 export interface NativeRuntime {
   readonly isa: string;
   readonly threads: number;
@@ -50,7 +62,7 @@ export interface NativeRuntime {
   matvecI8(w: Int8Array, rows: number, colsPadded: number, q: Int8Array, rowScale: Float32Array,
            xInvScale: number, out: Float32Array): void;
   measureReadBandwidth(mib: number): number;
-  measureOffCpu(ms: number): { fraction: number; gaps: number; medianGapMs: number; medianPeriodMs: number }[];
+  measureOffCpu(ms: number): OffCpuThread[];
   topK(values: Float32Array, k: number, out: Int32Array): void;
 }
 

@@ -493,19 +493,24 @@ double measure_read_bandwidth(const Runtime& rt, size_t bytes, int passes) {
 
 std::vector<OffCpu> measure_off_cpu(const Runtime& rt, double seconds) {
   using Clock = std::chrono::steady_clock;
-  const size_t threads = rt.pool->size();
-  std::vector<OffCpu> result(threads);
-  rt.pool->parallel_for(threads, [&](size_t b, size_t e) {
+  const auto median = [](std::vector<double>& v) {
+    if (v.empty()) return 0.0;
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<OffCpu> result(rt.pool->size());
+  rt.pool->parallel_for(result.size(), [&](size_t b, size_t e) {
     for (size_t part = b; part < e; ++part) {
-      std::vector<double> starts, lengths;
+      std::vector<double> lengths, periods;
       const Clock::time_point begin = Clock::now();
       Clock::time_point last = begin;
-      double elapsed = 0;
+      double elapsed = 0, last_start = 0;
       while (elapsed < seconds) {
         const Clock::time_point t = Clock::now();
         const double gap = std::chrono::duration<double>(t - last).count();
         if (gap > kOffCpuGapSeconds) {
-          starts.push_back(elapsed);
+          if (!lengths.empty()) periods.push_back(elapsed - last_start);
+          last_start = elapsed;
           lengths.push_back(gap);
         }
         last = t;
@@ -513,17 +518,10 @@ std::vector<OffCpu> measure_off_cpu(const Runtime& rt, double seconds) {
       }
       OffCpu& r = result[part];
       r.gaps = lengths.size();
-      if (lengths.empty()) continue;
       for (const double l : lengths) r.fraction += l;
       r.fraction /= elapsed;
-      std::vector<double> periods;
-      for (size_t i = 1; i < starts.size(); ++i) periods.push_back(starts[i] - starts[i - 1]);
-      std::nth_element(lengths.begin(), lengths.begin() + lengths.size() / 2, lengths.end());
-      r.median_gap = lengths[lengths.size() / 2];
-      if (!periods.empty()) {
-        std::nth_element(periods.begin(), periods.begin() + periods.size() / 2, periods.end());
-        r.median_period = periods[periods.size() / 2];
-      }
+      r.median_gap = median(lengths);
+      r.median_period = median(periods);
     }
   }, 1);
   return result;
