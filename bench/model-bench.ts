@@ -23,7 +23,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
 import { Command, Option } from 'commander';
-import { benchTestName, formatMarkdownTable, meanAndStddev, randomBenchTokens } from '../src/bench/measure';
+import { benchTestName, formatHugePageShare, formatMarkdownTable, meanAndStddev, randomBenchTokens } from '../src/bench/measure';
 import type { BenchTestKind, GenerationMeasurement } from '../src/bench/measure';
 import { BenchWorker, serveSessionWorker } from '../src/bench/workers';
 import type { SessionWorkerConfig, WorkerReady } from '../src/bench/workers';
@@ -124,7 +124,8 @@ async function startEngine(
 ): Promise<EngineRun> {
   const label = `${engine} ${model} t=${threads}`;
   const { worker, ready } = await BenchWorker.start(label, args);
-  log(`${label}: loaded in ${ready.loadMs.toFixed(0)} ms (${ready.backend}, ${ready.threads} threads)`);
+  const pages = typeof ready.hugePages === 'number' ? `, ${formatHugePageShare(ready.hugePages)}` : '';
+  log(`${label}: loaded in ${ready.loadMs.toFixed(0)} ms (${ready.backend}, ${ready.threads} threads${pages})`);
   return { engine, model, file, threads, tests, worker, ready, samples: new Map(tests.map((t) => [t.name, []])), generations: [], maxRssBytes: 0 };
 }
 

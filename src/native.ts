@@ -143,8 +143,18 @@ export interface NativeBinding {
   Runtime: new (options?: NativeRuntimeOptions) => NativeRuntime;
   NativeModel: new (spec: NativeModelSpec) => NativeModel;
   NativeSession: new (model: NativeModel, context: number) => NativeSession;
-  /** Maps a file (private, copy-on-write) into an external ArrayBuffer; with copy, reads it into anonymous memory. */
-  mapFile(path: string, copy?: boolean): ArrayBuffer;
+  /**
+   * Maps a file (private, copy-on-write) into an external ArrayBuffer, in 2 MB pages where the
+   * kernel allows (native/model/file_memory.h); the `streamed` [offset, length] ranges (default
+   * none), which decode reads for every token, are faulted in at once. With copy, reads the file
+   * into anonymous memory.
+   */
+  mapFile(path: string, copy?: boolean, streamed?: [number, number][]): ArrayBuffer;
+  /**
+   * Bytes of `buffer` from `offset` (default 0) for `length` (default: to its end) that page tables
+   * map with 2 MB entries; null where the kernel cannot tell (Linux < 6.7).
+   */
+  hugePageBytes(buffer: ArrayBuffer, offset?: number, length?: number): number | null;
 }
 
 /** The package root: the nearest folder above this module holding package.json (from src/, dist/ or any build folder). */

@@ -117,10 +117,12 @@ describe('bitnet-gen commands', () => {
     expect(info.stdout).toMatch(/LM head f16/);
     expect(info.stdout).toMatch(/tensors ternary-planes\s+14 /);
     expect(info.stdout).toMatch(/runtime\s+scalar kernels, 1 threads/);
+    expect(info.stdout).toMatch(/memory\s+(\d+\.\d % of the streamed weights in 2 MB pages|the OS cannot tell the page size of the mapped weights)\n/);
     const json = JSON.parse((await cli(['info', modelFile, '--json'])).stdout);
     const model = await BitNetModel.load(modelFile, { threads: 1 });
     expect(json).toMatchObject({ lmHead: 'q4', weightBytesPerToken: model.weightBytesPerToken, config: model.config });
     expect(json.tokenizer.vocabSize).toBe(model.tokenizer.vocabSize);
+    expect(json.hugePages === null || (json.hugePages >= 0 && json.hugePages <= 1)).toBe(true);
     // A flipped byte inside a tensor passes the header checks; --verify finds it.
     const corrupt = path.join(scratch, 'corrupt.bitnet');
     fs.copyFileSync(out, corrupt);
@@ -153,6 +155,8 @@ describe('bitnet-gen commands', () => {
     expect(roof.offCpu).toHaveLength(1);
     expect(roof.offCpu[0]).toBeGreaterThanOrEqual(0);
     expect(roof.offCpu[0]).toBeLessThan(1);
+    // The share of the model file in 2 MB pages, where the OS can tell.
+    expect(roof.hugePages === null || (roof.hugePages >= 0 && roof.hugePages <= 1)).toBe(true);
     // A stand-in llama-bench that reports the arguments it was given.
     const fake = path.join(scratch, 'llama-bench');
     fs.writeFileSync(fake, `#!/usr/bin/env node

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { BITPLANE_VERSION, BitplaneTensorInput, BitplaneTensorEntry, int8HeadCols, LM_HEAD_INT8, LM_HEAD_Q4, LM_HEAD_Q4_ROW_SCALE, LM_HEAD_ROW_SCALE, packedPlaneBytes, q4HeadCols, readBitplaneHeader, TOKENIZER_BLOB, TOKENIZER_CONFIG_BLOB, verifyBitplaneChecksums, writeBitplaneFile } from '../src/formats/bitplane-file';
+import { BlockWriter } from '../src/formats/file-io';
 import { modelTensors, presetConfig } from '../src/model/architecture';
 import { Prng } from '../src/synth/prng';
 import { BITNET_CHAT_TEMPLATE, syntheticTokenizerJson } from '../src/synth/tokenizer';
@@ -155,4 +156,15 @@ test.each([
   const target = path.join(dir, `${label.replace(/\W+/g, '-')}.bnp`);
   writeBitplaneFile(target, { config, chatTemplate: null }, tensors());
   expect(modelFileError(() => readBitplaneHeader(target)).message).toMatch(pattern);
+});
+
+test('BlockWriter hands on whole blocks, and the rest on flush', () => {
+  const blocks: Buffer[] = [];
+  const writer = new BlockWriter((block) => blocks.push(Buffer.from(block)), 16);
+  const pieces = [randomBytes(5, 1), randomBytes(30, 2), randomBytes(0, 3), randomBytes(11, 4), randomBytes(3, 5)];
+  for (const p of pieces) writer.write(p);
+  writer.flush();
+  writer.flush();
+  expect(blocks.map((b) => b.length)).toEqual([16, 16, 16, 1]);
+  expect(Buffer.compare(Buffer.concat(blocks), Buffer.concat(pieces))).toBe(0);
 });

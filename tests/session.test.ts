@@ -6,6 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as fs from 'fs';
 import { BitNetModel } from '../src/engine/model';
+import { native } from '../src/native';
 import type { GenerationChunk, GenerationStream } from '../src/engine/session';
 import { ensureConverted } from '../src/engine/convert';
 import { tinyModel } from './helpers/model-files';
@@ -171,6 +172,32 @@ describe('Session.chat', () => {
     const a = await model.createSession().evaluate(ids, { allLogits: true });
     const b = await copy.createSession().evaluate(ids, { allLogits: true });
     expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+  });
+
+  test('hugePageShare: the share of the streamed weights in 2 MB pages, mapped or copied', async () => {
+    const copy = await BitNetModel.load(model.path, { threads: 1, noMmap: true });
+    for (const share of [model.hugePageShare(), copy.hugePageShare()]) {
+      if (share === null) continue;  // the OS cannot tell (Linux before 6.7)
+      expect(share).toBeGreaterThanOrEqual(0);
+      expect(share).toBeLessThanOrEqual(1);
+    }
+    // The native count behind it: whole 2 MB pages, within the range asked for.
+    const buffer = new ArrayBuffer(4 << 20);
+    const bytes = native.hugePageBytes(buffer, 100, 3 << 20);
+    if (bytes !== null) expect(bytes).toBeLessThanOrEqual(3 << 20);
+    expect(native.hugePageBytes(buffer, 4 << 20)).toBe(0);
+    expect(() => native.hugePageBytes(new Uint8Array(8) as never)).toThrow(new TypeError('hugePageBytes: buffer must be an ArrayBuffer'));
+    expect(() => native.hugePageBytes(buffer, 5 << 20)).toThrow(new RangeError(`hugePageBytes: offset must be an integer in [0, ${4 << 20}] (got ${5 << 20})`));
+    expect(() => native.hugePageBytes(buffer, 0, 5 << 20)).toThrow(new RangeError(`hugePageBytes: length must be an integer in [0, ${4 << 20}] (got ${5 << 20})`));
+  });
+
+  test('mapFile checks its streamed ranges', () => {
+    expect(() => native.mapFile(model.path, false, [[0, 1, 2]] as never)).toThrow(new RangeError('mapFile: streamed[0] must be an [offset, length] pair'));
+    expect(() => native.mapFile(model.path, false, [[0, -1]])).toThrow(new RangeError('mapFile: streamed[0][1] must be an integer in [0, 9007199254740991] (got -1)'));
+    expect(() => native.mapFile(model.path, false, 'all' as never)).toThrow(new TypeError('mapFile: streamed must be an array'));
+    // Ranges past the end of the file are ignored; the file's bytes are the same either way.
+    const mapped = native.mapFile(model.path, false, [[0, 1 << 30], [1 << 30, 5]]);
+    expect(Buffer.from(mapped).equals(fs.readFileSync(model.path))).toBe(true);
   });
 
   test('evaluate returns the logits of every token for perplexity', async () => {

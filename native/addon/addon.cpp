@@ -1,5 +1,5 @@
 // Module entry: runtime information, TernaryMatrix, Runtime, NativeModel and
-// NativeSession, mapFile, packTernary, allocAligned.
+// NativeSession, mapFile, hugePageBytes, packTernary, allocAligned.
 // Everything here is glue; the math lives in native/kernels and native/model.
 #include <napi.h>
 
@@ -66,6 +66,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", NativeModel::Define(env));
   exports.Set("NativeSession", NativeSession::Define(env));
   exports.Set("mapFile", Napi::Function::New<MapFile>(env, "mapFile"));
+  exports.Set("hugePageBytes", Napi::Function::New<HugePageBytes>(env, "hugePageBytes"));
   return exports;
 }
 

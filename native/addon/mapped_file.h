@@ -1,16 +1,16 @@
-// mapFile(path, copy = false): the model file as an external ArrayBuffer.
-// By default it is mapped, so tensors are used in place (no read, no copy); the
-// mapping is private and writable: a stray write from JS changes only this
-// process's copy of the page, never the file, and never faults. With copy, the
-// file is read into anonymous (transparent-huge-page) memory instead
-// (llama.cpp's --no-mmap): slower to load, but decode is faster from 2 MB
-// pages than from the page cache's 4 KB ones (docs/kernels.md, "Mapped file
-// vs weights in memory"), and the file may then change or go away.
+// mapFile(path, copy = false, streamed = []): the model file as an external
+// ArrayBuffer, mapped (or with copy, read into anonymous memory) in 2 MB pages
+// where the kernel allows; streamed holds the [offset, length] ranges decode
+// reads for every token, faulted in at once (native/model/file_memory.h says
+// how and why).
+// hugePageBytes(buffer, offset = 0, length = rest): how many of those bytes
+// page tables map with 2 MB entries, or null where the kernel cannot tell.
 #pragma once
 #include <napi.h>
 
 namespace bitnet_addon {
 
 Napi::Value MapFile(const Napi::CallbackInfo& info);
+Napi::Value HugePageBytes(const Napi::CallbackInfo& info);
 
 }  // namespace bitnet_addon

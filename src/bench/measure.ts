@@ -70,3 +70,7 @@ export function formatMarkdownTable(header: readonly string[], rows: readonly (r
   const rule = `|${widths.map((w, i) => (i >= rightAlignFrom ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
   return [fmt(header), rule, ...rows.map(fmt)].join('\n');
 }
+
+export function formatHugePageShare(share: number): string {
+  return `${(100 * share).toFixed(1)} % of the streamed weights in 2 MB pages`;
+}

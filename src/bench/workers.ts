@@ -29,6 +29,8 @@ export interface WorkerReady {
   vocab?: number;
   bosId?: number;
   weightBytesPerToken?: number;
+  /** Our engine only: the share of the streamed weights in 2 MB pages (BitNetModel.hugePageShare); null where the OS cannot tell. */
+  hugePages?: number | null;
 }
 
 /** One test run from an empty cache. */
@@ -156,6 +158,7 @@ export async function serveSessionWorker(config: SessionWorkerConfig): Promise<v
     vocab: model.vocab,
     bosId: model.tokenizer.bosId,
     weightBytesPerToken: model.weightBytesPerToken,
+    hugePages: model.hugePageShare(),
   } satisfies WorkerReady);
   for await (const line of createInterface({ input: process.stdin })) {
     const request = JSON.parse(line) as Partial<WorkerTestRequest & WorkerGenerationRequest>;

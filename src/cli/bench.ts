@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import { BitNetModel } from '../engine/model';
-import { benchTestName, formatMarkdownTable, meanAndStddev, measureSessionTest, randomBenchTokens } from '../bench/measure';
+import { benchTestName, formatHugePageShare, formatMarkdownTable, meanAndStddev, measureSessionTest, randomBenchTokens } from '../bench/measure';
 import type { BenchTestKind } from '../bench/measure';
 import { defaultThreadCount } from '../kernels';
 import { CliError, write } from './io';
@@ -63,6 +63,8 @@ export interface BenchRoofline {
    * (`Runtime.measureOffCpu`): a decode step that needs every thread waits for whichever is stopped.
    */
   offCpu: number[];
+  /** The share of the streamed weights the OS maps with 2 MB pages (BitNetModel.hugePageShare); null where it cannot tell. */
+  hugePages: number | null;
 }
 
 async function benchThreads(file: string, threads: number, options: BenchCliOptions): Promise<{ rows: BenchResult[]; roofline: BenchRoofline }> {
@@ -90,15 +92,17 @@ async function benchThreads(file: string, threads: number, options: BenchCliOpti
     rooflineTokensPerSecond,
     tgFraction: tg ? tg.avgTokensPerSecond / rooflineTokensPerSecond : null,
     offCpu: model.runtime.measureOffCpu().map((t) => t.fraction),
+    hugePages: model.hugePageShare(),
   };
   return { rows: results, roofline };
 }
 
 function formatRoofline(r: BenchRoofline): string {
   const tg = r.tgFraction === null ? '' : `; tg reaches ${(100 * r.tgFraction).toFixed(1)} % of it`;
+  const pages = r.hugePages === null ? '' : `; ${formatHugePageShare(r.hugePages)}`;
   return `${r.threads} threads: read bandwidth ${(r.readBytesPerSecond / 1e9).toFixed(1)} GB/s / ` +
     `${(r.weightBytesPerToken / 2 ** 20).toFixed(1)} MiB per token = decode roofline ${r.rooflineTokensPerSecond.toFixed(1)} tok/s${tg}; ` +
-    `the host took ${r.offCpu.map((f) => `${(100 * f).toFixed(1)} %`).join(', ')} of the threads' time`;
+    `the host took ${r.offCpu.map((f) => `${(100 * f).toFixed(1)} %`).join(', ')} of the threads' time${pages}`;
 }
 
 interface LlamaBenchEntry {
@@ -182,7 +186,7 @@ export function addBenchCommand(program: Command, io: CliIo): void {
     .addOption(isaOption())
     .option('--bitnet-cpp <path>', 'also run this bitnet.cpp llama-bench binary on the GGUF with the same settings')
     .option('--gguf <file>', 'the GGUF for --bitnet-cpp (default: --model when it is a .gguf)')
-    .option('--no-mmap', 'read the weights into memory instead of mapping the file (slower start, faster decode)')
+    .option('--no-mmap', 'read the weights into memory instead of mapping the file (slower start; the file may then change)')
     .option('--json', 'print one JSON object {model, results, rooflines}', false)
     .option('-v, --verbose', 'per-repetition numbers on stderr, stack traces on errors', false)
     .action((options: BenchCliOptions) => runBench(options, io));

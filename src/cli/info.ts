@@ -1,6 +1,7 @@
 /** `bitnet-gen info MODEL`: what a model is and how this machine would run it. */
 import * as fs from 'fs';
 import { Command } from 'commander';
+import { formatHugePageShare } from '../bench/measure';
 import { LM_HEAD_EXACT_ROWS, LM_HEAD_Q4_ROW_SCALE, LM_HEAD_ROW_SCALE, readBitplaneHeader } from '../formats/bitplane-file';
 import type { BitplaneTensorKind } from '../formats/bitplane-file';
 import { BitNetModel } from '../engine/model';
@@ -22,6 +23,8 @@ export interface ModelInfo {
   chatTemplate: string | null;
   runtime: { isa: string; threads: number };
   weightBytesPerToken: number;
+  /** The share of the streamed weights the OS maps with 2 MB pages (BitNetModel.hugePageShare); null where it cannot tell. */
+  hugePages: number | null;
 }
 
 /** Collects the report for a loaded model. */
@@ -49,6 +52,7 @@ export function modelInfo(model: BitNetModel, fileBytes: number): ModelInfo {
     chatTemplate: header.chatTemplate,
     runtime: { isa: model.runtime.isa, threads: model.runtime.threads },
     weightBytesPerToken: model.weightBytesPerToken,
+    hugePages: model.hugePageShare(),
   };
 }
 
@@ -68,6 +72,7 @@ export function formatInfo(info: ModelInfo): string {
     ['chat template', info.chatTemplate === null ? 'none (the 2B4T chat format is used)' : `${info.chatTemplate.length} characters of Jinja`],
     ['runtime', `${info.runtime.isa} kernels, ${info.runtime.threads} threads`],
     ['read per token', `${formatBytes(info.weightBytesPerToken)} of weights (ternary planes + LM head)`],
+    ['memory', info.hugePages === null ? 'the OS cannot tell the page size of the mapped weights' : formatHugePageShare(info.hugePages)],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');

@@ -60,7 +60,7 @@ export function addModelOptions(command: Command): Command {
     .option('-t, --threads <n>', 'worker threads (default: BITNET_THREADS, else the CPUs available)', integerIn(1, 1024))
     .option('-c, --ctx <n>', 'context size in tokens (default: min(4096, the model\'s trained context))', integerIn(1))
     .addOption(isaOption())
-    .option('--no-mmap', 'read the weights into memory instead of mapping the file (slower start, faster decode)')
+    .option('--no-mmap', 'read the weights into memory instead of mapping the file (slower start; the file may then change)')
     .option('--verify', 'check every tensor\'s CRC-32 before running (reads the whole model file once)', false)
     .option('-v, --verbose', 'print timings and details to stderr, and stack traces on errors', false);
 }

@@ -1,7 +1,8 @@
 /**
  * A loaded model: the bit-plane file mapped into memory, its tokenizer, the
  * native forward pass over the mapped tensors, and the runtime (ISA, threads)
- * it runs on. Loading is mmap + index parse: no tensor is read or copied.
+ * it runs on. Loading maps the file (faulting it in, in 2 MB pages where the OS allows) and parses
+ * the index: no tensor is copied.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -39,11 +40,11 @@ export interface LoadOptions extends RuntimeOptions {
   /** Check every tensor's CRC-32 before use (reads the whole file once). Default false. */
   verify?: boolean;
   /**
-   * Read the weights into memory instead of mapping the file (llama.cpp's --no-mmap). The copy lies
-   * in 2 MB pages where the OS allows them (`madvise`), the mapping in the page cache's 4 KB pages:
-   * load takes longer (3.8 s against 0.4 s for 2B4T on the VM of docs/kernels.md) and decode runs
-   * faster (2-thread tg64 8-27 % there), so long-running services gain from it. The file may then
-   * change or go away. Default false.
+   * Read the weights into memory instead of mapping the file (llama.cpp's --no-mmap), so that the
+   * file may then change or go away. Both lie in 2 MB pages where the OS allows (see
+   * {@link BitNetModel.hugePageShare}) and decode at the same speed; the copy loads slower (3.8-7.4 s
+   * against 0.1-0.9 s for 2B4T on the VM of docs/kernels.md) and is not shared between processes.
+   * Default false.
    */
   noMmap?: boolean;
   /** How chats are rendered: the model's Jinja template, the 2B4T format, or auto. Default "auto". */
@@ -75,11 +76,11 @@ function isBitplaneFile(file: string): boolean {
   }
 }
 
-/** Typed views over the mapped file, one per tensor entry, checked against the index. */
-class MappedTensors {
+/** The file's tensor entries by name. */
+class TensorIndex {
   private readonly byName: Map<string, BitplaneTensorEntry>;
 
-  constructor(private readonly header: BitplaneHeader, private readonly buffer: ArrayBuffer) {
+  constructor(protected readonly header: BitplaneHeader) {
     this.byName = new Map(header.tensors.map((e) => [e.name, e]));
   }
 
@@ -91,6 +92,13 @@ class MappedTensors {
 
   has(name: string): boolean {
     return this.byName.has(name);
+  }
+}
+
+/** Typed views over the mapped file, one per tensor entry, checked against the index. */
+class MappedTensors extends TensorIndex {
+  constructor(header: BitplaneHeader, private readonly buffer: ArrayBuffer) {
+    super(header);
   }
 
   f32(name: string): Float32Array {
@@ -201,6 +209,26 @@ function nativeSpec(config: ModelConfig, t: MappedTensors, maxContext: number): 
   };
 }
 
+/** What decode reads for every token (see decodeReads). */
+interface DecodeReads {
+  lmHead: BitNetModel['lmHead'];
+  /** Tensors read in full: the ternary planes and the LM head's rows (4-bit or int8 with their scales, or f16). */
+  streamed: BitplaneTensorEntry[];
+  /** Their bytes, plus for a 'q4' head the LM_HEAD_EXACT_ROWS int8 rows and scales it re-scores. */
+  bytesPerToken: number;
+}
+
+function decodeReads(header: BitplaneHeader): DecodeReads {
+  const index = new TensorIndex(header);
+  const lmHead = index.has(LM_HEAD_Q4) ? 'q4' : index.has(LM_HEAD_INT8) ? 'int8' : 'f16';
+  const headNames = lmHead === 'q4' ? [LM_HEAD_Q4, LM_HEAD_Q4_ROW_SCALE]
+    : lmHead === 'int8' ? [LM_HEAD_INT8, LM_HEAD_ROW_SCALE]
+    : [header.config.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'];
+  const streamed = [...header.tensors.filter((e) => e.kind === 'ternary-planes'), ...headNames.map((name) => index.entry(name))];
+  const exactRows = lmHead === 'q4' ? Math.min(LM_HEAD_EXACT_ROWS, header.config.vocab) * (index.entry(LM_HEAD_INT8).shape[1] + 4) : 0;
+  return { lmHead, streamed, bytesPerToken: exactRows + streamed.reduce((sum, e) => sum + e.byteLength, 0) };
+}
+
 /**
  * A BitNet b1.58 model ready to generate. Load once, then open one
  * {@link Session} per conversation; sessions run concurrently.
@@ -222,9 +250,14 @@ export class BitNetModel implements SessionHost {
    * rows and scales plus the LM_HEAD_EXACT_ROWS int8 rows and scales it recomputes).
    */
   readonly weightBytesPerToken: number;
+  /** The model file in memory: mapped, or read in with `noMmap`. */
+  private readonly fileMemory: ArrayBuffer;
+  /** The tensors decode reads in full for every token. */
+  private readonly streamed: readonly BitplaneTensorEntry[];
 
-  private constructor(header: BitplaneHeader, buffer: ArrayBuffer, options: LoadOptions) {
+  private constructor(header: BitplaneHeader, buffer: ArrayBuffer, reads: DecodeReads, options: LoadOptions) {
     const tensors = new MappedTensors(header, buffer);
+    this.fileMemory = buffer;
     this.config = header.config;
     this.path = header.path;
     const maxContext = options.maxContext ?? header.config.maxPositions;
@@ -236,15 +269,9 @@ export class BitNetModel implements SessionHost {
     this.runtime = new Runtime(options);
     this.nativeModel = new native.NativeModel(nativeSpec(header.config, tensors, maxContext));
     this.chatFormat = options.chatFormat ?? 'auto';
-    this.lmHead = tensors.has(LM_HEAD_Q4) ? 'q4' : tensors.has(LM_HEAD_INT8) ? 'int8' : 'f16';
-    const int8HeadBytes = (rows: number) => rows * (tensors.entry(LM_HEAD_INT8).shape[1] + 4);
-    const vocab = header.config.vocab;
-    const headBytes = this.lmHead === 'q4'
-      ? tensors.entry(LM_HEAD_Q4).byteLength + tensors.entry(LM_HEAD_Q4_ROW_SCALE).byteLength + int8HeadBytes(Math.min(LM_HEAD_EXACT_ROWS, vocab))
-      : this.lmHead === 'int8' ? int8HeadBytes(vocab) : vocab * header.config.hidden * 2;
-    this.weightBytesPerToken = headBytes + header.tensors
-      .filter((e) => e.kind === 'ternary-planes')
-      .reduce((sum, e) => sum + e.byteLength, 0);
+    this.lmHead = reads.lmHead;
+    this.streamed = reads.streamed;
+    this.weightBytesPerToken = reads.bytesPerToken;
   }
 
   /**
@@ -257,11 +284,31 @@ export class BitNetModel implements SessionHost {
     }
     const header = readBitplaneHeader(file);
     if (options.verify) verifyBitplaneChecksums(header);
-    return new BitNetModel(header, native.mapFile(file, options.noMmap ?? false), options);
+    const reads = decodeReads(header);
+    const streamed = reads.streamed.map((e): [number, number] => [e.offset, e.byteLength]);
+    return new BitNetModel(header, native.mapFile(file, options.noMmap ?? false, streamed), reads, options);
   }
 
   get vocab(): number {
     return this.config.vocab;
+  }
+
+  /**
+   * The share of the weights decode reads for every token (the ternary planes and the LM head's
+   * rows) that the OS maps with 2 MB pages, 0 to 1. Through 4 KB pages decode ran 14-32 % slower on
+   * the VM of docs/kernels.md ("Weights in 2 MB pages"). Loading faults these weights in and
+   * regroups them into 2 MB pages where it can: on Linux with a filesystem that caches large folios
+   * (ext4 from 6.16, XFS), unless the file's cached pages are still being written back or are
+   * mapped by another process. Null where the OS cannot tell (Linux before 6.7, other systems).
+   */
+  hugePageShare(): number | null {
+    let huge = 0;
+    for (const e of this.streamed) {
+      const bytes = native.hugePageBytes(this.fileMemory, e.offset, e.byteLength);
+      if (bytes === null) return null;
+      huge += bytes;
+    }
+    return huge / this.streamed.reduce((sum, e) => sum + e.byteLength, 0);
   }
 
   /** The context a session gets by default. */

@@ -21,7 +21,7 @@ import * as fs from 'fs';
 import * as zlib from 'zlib';
 import { ModelConfig, ModelConfigError, modelTensors, validateConfig } from '../model/architecture';
 import { ModelFileError } from './errors';
-import { readExactly, TensorBytes, writeAll } from './file-io';
+import { BlockWriter, readExactly, TensorBytes, writeAll } from './file-io';
 
 /** File magic (8 bytes). */
 export const BITPLANE_MAGIC = 'BNPLANE\0';
@@ -159,8 +159,9 @@ export function writeBitplaneFile(target: string, info: BitplaneModelInfo, tenso
   const fd = fs.openSync(temp, 'w');
   try {
     const entries: BitplaneTensorEntry[] = [];
+    const writer = new BlockWriter((block) => writeAll(fd, block));
     let position = BITPLANE_ALIGNMENT;
-    writeAll(fd, new Uint8Array(BITPLANE_ALIGNMENT));
+    writer.write(new Uint8Array(BITPLANE_ALIGNMENT));
     for (const t of tensors) {
       const result = t.bytes();
       const scaled = isScaledPlanes(result);
@@ -170,7 +171,7 @@ export function writeBitplaneFile(target: string, info: BitplaneModelInfo, tenso
       let length = 0;
       let crc = 0;
       for (const chunk of produced instanceof Uint8Array ? [produced] : produced) {
-        writeAll(fd, chunk);
+        writer.write(chunk);
         crc = zlib.crc32(chunk, crc);
         length += chunk.length;
       }
@@ -180,11 +181,12 @@ export function writeBitplaneFile(target: string, info: BitplaneModelInfo, tenso
       entries.push(entry);
       onTensorWritten?.(entry, entries.length, tensors.length);
       const padded = alignUp(position + length);
-      writeAll(fd, new Uint8Array(padded - position - length));
+      writer.write(new Uint8Array(padded - position - length));
       position = padded;
     }
     const index = Buffer.from(JSON.stringify({ format: 'bitnet-bitplane', version: BITPLANE_VERSION, config: info.config, chatTemplate: info.chatTemplate, tensors: entries }), 'utf8');
-    writeAll(fd, index);
+    writer.write(index);
+    writer.flush();
     const prefix = Buffer.alloc(BITPLANE_ALIGNMENT);
     prefix.write(BITPLANE_MAGIC, 0, 'latin1');
     prefix.writeUInt32LE(BITPLANE_VERSION, 8);

@@ -20,6 +20,38 @@ export function writeAll(fd: number, bytes: Uint8Array): void {
   while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
 }
 
+/**
+ * Writes a file front to back in blocks of `blockBytes` (default 8 MiB, a multiple of 2 MB). The
+ * page cache keeps what one write brought in as folios no larger than that write, and only a file
+ * cached in 2 MB folios can be mapped with 2 MB pages (native/model/file_memory.h); written in
+ * small pieces, a model file would be re-read once at its first load to regroup it.
+ */
+export class BlockWriter {
+  private readonly block: Buffer;
+  private filled = 0;
+
+  /** `sink` gets each block; it must consume it before returning (the buffer is reused). */
+  constructor(private readonly sink: (block: Uint8Array) => void, blockBytes = 8 << 20) {
+    this.block = Buffer.allocUnsafe(blockBytes);
+  }
+
+  write(bytes: Uint8Array): void {
+    for (let done = 0; done < bytes.length;) {
+      const n = Math.min(bytes.length - done, this.block.length - this.filled);
+      this.block.set(bytes.subarray(done, done + n), this.filled);
+      this.filled += n;
+      done += n;
+      if (this.filled === this.block.length) this.flush();
+    }
+  }
+
+  /** Writes what is buffered; call it before writing elsewhere in the file or closing it. */
+  flush(): void {
+    if (this.filled > 0) this.sink(this.block.subarray(0, this.filled));
+    this.filled = 0;
+  }
+}
+
 /** Tensor bytes from a writer's producer: one buffer, or chunks written in order. */
 export type TensorBytes = Uint8Array | Iterable<Uint8Array>;
 
