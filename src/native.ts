@@ -147,9 +147,9 @@ export interface NativeBinding {
    * Maps a file (private, copy-on-write) into an external ArrayBuffer, in 2 MB pages where the
    * kernel allows (native/model/file_memory.h); the `streamed` [offset, length] ranges (default
    * none), which decode reads for every token, are faulted in at once. With copy, reads the file
-   * into anonymous memory.
+   * into anonymous memory. Runs on a libuv worker thread: both read from disk what is not cached.
    */
-  mapFile(path: string, copy?: boolean, streamed?: [number, number][]): ArrayBuffer;
+  mapFile(path: string, copy?: boolean, streamed?: [number, number][]): Promise<ArrayBuffer>;
   /**
    * Bytes of `buffer` from `offset` (default 0) for `length` (default: to its end) that page tables
    * map with 2 MB entries; null where the kernel cannot tell (Linux < 6.7).

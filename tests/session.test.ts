@@ -191,13 +191,15 @@ describe('Session.chat', () => {
     expect(() => native.hugePageBytes(buffer, 0, 5 << 20)).toThrow(new RangeError(`hugePageBytes: length must be an integer in [0, ${4 << 20}] (got ${5 << 20})`));
   });
 
-  test('mapFile checks its streamed ranges', () => {
+  test('mapFile checks its streamed ranges and names the file it cannot map', async () => {
     expect(() => native.mapFile(model.path, false, [[0, 1, 2]] as never)).toThrow(new RangeError('mapFile: streamed[0] must be an [offset, length] pair'));
     expect(() => native.mapFile(model.path, false, [[0, -1]])).toThrow(new RangeError('mapFile: streamed[0][1] must be an integer in [0, 9007199254740991] (got -1)'));
     expect(() => native.mapFile(model.path, false, 'all' as never)).toThrow(new TypeError('mapFile: streamed must be an array'));
     // Ranges past the end of the file are ignored; the file's bytes are the same either way.
-    const mapped = native.mapFile(model.path, false, [[0, 1 << 30], [1 << 30, 5]]);
+    const mapped = await native.mapFile(model.path, false, [[0, 1 << 30], [1 << 30, 5]]);
     expect(Buffer.from(mapped).equals(fs.readFileSync(model.path))).toBe(true);
+    const missing = path.join(os.tmpdir(), 'bitnet-gen-no-such-model.bitnet');
+    await expect(native.mapFile(missing)).rejects.toThrow(`mapFile: cannot map ${missing}: open: No such file or directory`);
   });
 
   test('evaluate returns the logits of every token for perplexity', async () => {

@@ -1,6 +1,7 @@
 #include "mapped_file.h"
 
 #include <stdexcept>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -25,21 +26,57 @@ std::vector<bitnet::ByteRange> byte_ranges(Napi::Value v, const Arg& a) {
   return out;
 }
 
+// Loads the file on a libuv worker thread (faulting in and regrouping the
+// streamed ranges reads them from disk when they are not cached) and resolves
+// with the ArrayBuffer, which unloads the file when collected.
+class MapFileWorker : public Napi::AsyncWorker {
+ public:
+  MapFileWorker(Napi::Env env, std::string path, bitnet::FileResidence residence, std::vector<bitnet::ByteRange> streamed)
+      : Napi::AsyncWorker(env, "bitnet-gen:mapFile"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        path_(std::move(path)),
+        residence_(residence),
+        streamed_(std::move(streamed)) {}
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      memory_ = bitnet::load_file(path_, residence_, streamed_);
+    } catch (const std::exception& e) {
+      SetError("mapFile: cannot map " + path_ + ": " + e.what());
+    }
+  }
+  void OnOK() override {
+    const bitnet::FileMemory memory = memory_;
+    try {
+      deferred_.Resolve(Napi::ArrayBuffer::New(Env(), memory.data, memory.size,
+                                               [memory](Napi::Env, void*) { bitnet::unload_file(memory); }));
+    } catch (const Napi::Error& e) {  // e.g. a runtime that refuses external buffers
+      bitnet::unload_file(memory);
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  bitnet::FileResidence residence_;
+  std::vector<bitnet::ByteRange> streamed_;
+  bitnet::FileMemory memory_;
+};
+
 }  // namespace
 
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   const std::string path = string(info[0], {"mapFile", "path"});
   const bool copy = info.Length() > 1 && info[1].ToBoolean().Value();
-  const std::vector<bitnet::ByteRange> streamed = byte_ranges(info[2], {"mapFile", "streamed"});
-  bitnet::FileMemory memory;
-  try {
-    memory = bitnet::load_file(path, copy ? bitnet::FileResidence::copied : bitnet::FileResidence::mapped, streamed);
-  } catch (const std::runtime_error& e) {
-    throw Napi::Error::New(env, "mapFile: cannot map " + path + ": " + e.what());
-  }
-  return Napi::ArrayBuffer::New(env, memory.data, memory.size,
-                                [memory](Napi::Env, void*) { bitnet::unload_file(memory); });
+  auto* worker = new MapFileWorker(info.Env(), path, copy ? bitnet::FileResidence::copied : bitnet::FileResidence::mapped,
+                                   byte_ranges(info[2], {"mapFile", "streamed"}));
+  const Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
 }
 
 Napi::Value HugePageBytes(const Napi::CallbackInfo& info) {

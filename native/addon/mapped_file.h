@@ -1,5 +1,5 @@
-// mapFile(path, copy = false, streamed = []): the model file as an external
-// ArrayBuffer, mapped (or with copy, read into anonymous memory) in 2 MB pages
+// mapFile(path, copy = false, streamed = []): a Promise of the model file as
+// an external ArrayBuffer, loaded on a libuv worker thread, mapped (or with copy, read into anonymous memory) in 2 MB pages
 // where the kernel allows; streamed holds the [offset, length] ranges decode
 // reads for every token, faulted in at once (native/model/file_memory.h says
 // how and why).

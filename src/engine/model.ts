@@ -286,7 +286,7 @@ export class BitNetModel implements SessionHost {
     if (options.verify) verifyBitplaneChecksums(header);
     const reads = decodeReads(header);
     const streamed = reads.streamed.map((e): [number, number] => [e.offset, e.byteLength]);
-    return new BitNetModel(header, native.mapFile(file, options.noMmap ?? false, streamed), reads, options);
+    return new BitNetModel(header, await native.mapFile(file, options.noMmap ?? false, streamed), reads, options);
   }
 
   get vocab(): number {
