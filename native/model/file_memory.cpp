@@ -74,34 +74,52 @@ char* map_aligned(int fd, size_t size) {
   return aligned;
 }
 
-// Calls visit(start, end) for each run of pages that meet [begin, end) and are
-// (huge) or are not (!huge) mapped by 2 MB entries. False where the kernel has
-// no PAGEMAP_SCAN.
-template <class Visit>
-bool scan_pages(const void* begin, const void* end, bool huge, Visit visit) {
-  const Fd pagemap(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
-  if (pagemap.get() < 0) return false;
-  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));  // the scan takes whole pages
-  const uint64_t last = (reinterpret_cast<uintptr_t>(end) + page - 1) & ~(page - 1);
-  PageRegion found[64];
-  for (uint64_t from = reinterpret_cast<uintptr_t>(begin) & ~(page - 1); from < last;) {
-    PageMapScanArg arg{};
-    arg.size = sizeof arg;
-    arg.start = from;
-    arg.end = last;
-    arg.vec = reinterpret_cast<uintptr_t>(found);
-    arg.vec_len = 64;
-    arg.category_inverted = huge ? 0 : kPageIsHuge;
-    arg.category_mask = kPageIsHuge;
-    arg.return_mask = kPageIsHuge;
-    const long n = ::ioctl(pagemap.get(), kPageMapScan, &arg);
-    if (n < 0) return false;
-    for (long i = 0; i < n; ++i) visit(found[i].start, found[i].end);
-    if (arg.walk_end <= from) break;  // the scan stops short only when `found` is full
-    from = arg.walk_end;
+// This process's page tables, read with PAGEMAP_SCAN through one descriptor.
+class PageMap {
+ public:
+  PageMap() : fd_(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) {}
+
+  // Calls visit(start, end) for each run of pages that meet [begin, end) and
+  // are (huge) or are not (!huge) mapped by 2 MB entries. False where the
+  // kernel has no PAGEMAP_SCAN.
+  template <class Visit>
+  bool scan(const void* begin, const void* end, bool huge, Visit visit) const {
+    if (fd_.get() < 0) return false;
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));  // the scan takes whole pages
+    const uint64_t last = (reinterpret_cast<uintptr_t>(end) + page - 1) & ~(page - 1);
+    PageRegion found[64];
+    for (uint64_t from = reinterpret_cast<uintptr_t>(begin) & ~(page - 1); from < last;) {
+      PageMapScanArg arg{};
+      arg.size = sizeof arg;
+      arg.start = from;
+      arg.end = last;
+      arg.vec = reinterpret_cast<uintptr_t>(found);
+      arg.vec_len = 64;
+      arg.category_inverted = huge ? 0 : kPageIsHuge;
+      arg.category_mask = kPageIsHuge;
+      arg.return_mask = kPageIsHuge;
+      const long n = ::ioctl(fd_.get(), kPageMapScan, &arg);
+      if (n < 0) return false;
+      for (long i = 0; i < n; ++i) visit(found[i].start, found[i].end);
+      if (arg.walk_end <= from) break;  // the scan stops short only when `found` is full
+      from = arg.walk_end;
+    }
+    return true;
   }
-  return true;
-}
+
+  // huge_page_bytes (file_memory.h).
+  long long huge_bytes(const void* data, size_t size) const {
+    const uint64_t begin = reinterpret_cast<uintptr_t>(data), end = begin + size;
+    long long total = 0;
+    const bool known = scan(data, static_cast<const char*>(data) + size, true, [&](uint64_t start, uint64_t stop) {
+      total += static_cast<long long>(std::min(stop, end) - std::max(start, begin));
+    });
+    return known ? total : -1;
+  }
+
+ private:
+  Fd fd_;
+};
 
 // Re-reads each 2 MB range of run [begin, end) (2 MB-aligned offsets) that is
 // mapped in small pages, so that the page cache holds it in one 2 MB folio
@@ -109,9 +127,9 @@ bool scan_pages(const void* begin, const void* end, bool huge, Visit visit) {
 // range is cached). Dropping is safe: nothing has written to the private
 // mapping yet, and the file's clean cached pages are only a copy of the file.
 // False once a range stays small: nothing later would fare better.
-bool regroup_into_huge_pages(int fd, char* data, size_t begin, size_t end) {
+bool regroup_into_huge_pages(const PageMap& pages, int fd, char* data, size_t begin, size_t end) {
   std::vector<char*> small;  // 2 MB-aligned starts, ascending
-  scan_pages(data + begin, data + end, false, [&](uint64_t start, uint64_t stop) {
+  pages.scan(data + begin, data + end, false, [&](uint64_t start, uint64_t stop) {
     for (uint64_t a = start & ~uint64_t{kHugePageBytes - 1}; a < stop; a += kHugePageBytes)
       if (small.empty() || small.back() != reinterpret_cast<char*>(a)) small.push_back(reinterpret_cast<char*>(a));
   });
@@ -119,7 +137,7 @@ bool regroup_into_huge_pages(int fd, char* data, size_t begin, size_t end) {
     ::madvise(range, kHugePageBytes, MADV_DONTNEED);
     ::posix_fadvise(fd, static_cast<off_t>(range - data), static_cast<off_t>(kHugePageBytes), POSIX_FADV_DONTNEED);
     ::madvise(range, kHugePageBytes, MADV_POPULATE_READ);
-    if (huge_page_bytes(range, kHugePageBytes) != static_cast<long long>(kHugePageBytes)) return false;
+    if (pages.huge_bytes(range, kHugePageBytes) != static_cast<long long>(kHugePageBytes)) return false;
   }
   return true;
 }
@@ -180,6 +198,7 @@ FileMemory load_file(const std::string& path, FileResidence residence, const std
   // head rows; mapped with 2 MB entries, each would count 2 MB of the file
   // into the process's RSS, so there the kernel maps small pages even where
   // the page cache holds 2 MB folios.
+  const PageMap pages;
   size_t cold_begin = 0;
   for (const ByteRange& run : streamed_runs(streamed, memory.size)) {
     if (run.offset > cold_begin) ::madvise(data + cold_begin, run.offset - cold_begin, MADV_NOHUGEPAGE);
@@ -188,7 +207,7 @@ FileMemory load_file(const std::string& path, FileResidence residence, const std
     ::madvise(data + run.offset, run.length, MADV_POPULATE_READ);
     const size_t whole_pages_end = (run.offset + run.length) & ~(kHugePageBytes - 1);
     if (regrouping && whole_pages_end > run.offset)
-      regrouping = regroup_into_huge_pages(fd.get(), data, run.offset, whole_pages_end);
+      regrouping = regroup_into_huge_pages(pages, fd.get(), data, run.offset, whole_pages_end);
   }
   if (cold_begin < memory.size) ::madvise(data + cold_begin, memory.size - cold_begin, MADV_NOHUGEPAGE);
   return memory;
@@ -196,13 +215,6 @@ FileMemory load_file(const std::string& path, FileResidence residence, const std
 
 void unload_file(const FileMemory& memory) { ::munmap(memory.data, memory.size); }
 
-long long huge_page_bytes(const void* data, size_t size) {
-  const uint64_t begin = reinterpret_cast<uintptr_t>(data), end = begin + size;
-  long long total = 0;
-  const bool known = scan_pages(data, static_cast<const char*>(data) + size, true, [&](uint64_t start, uint64_t stop) {
-    total += static_cast<long long>(std::min(stop, end) - std::max(start, begin));
-  });
-  return known ? total : -1;
-}
+long long huge_page_bytes(const void* data, size_t size) { return PageMap().huge_bytes(data, size); }
 
 }  // namespace bitnet
