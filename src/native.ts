@@ -120,6 +120,7 @@ export interface NativeSession {
   /** Tokens already in the KV cache. */
   readonly position: number;
   readonly context: number;
+  /** The KV cache's size at full context; its pages are committed as positions fill. */
   readonly kvCacheBytes: number;
   /**
    * Runs tokens through the model; logits of the last token (or of all, [n][vocab]) land in `logits`.

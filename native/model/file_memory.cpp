@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <vector>
 
@@ -214,6 +215,17 @@ FileMemory load_file(const std::string& path, FileResidence residence, const std
 }
 
 void unload_file(const FileMemory& memory) { ::munmap(memory.data, memory.size); }
+
+ZeroedPages::ZeroedPages(size_t bytes) : size_(bytes) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  ::madvise(p, bytes, MADV_NOHUGEPAGE);
+  data_ = p;
+}
+
+ZeroedPages::~ZeroedPages() {
+  if (data_) ::munmap(data_, size_);
+}
 
 long long huge_page_bytes(const void* data, size_t size) { return PageMap().huge_bytes(data, size); }
 

@@ -1,4 +1,5 @@
-// A model file's bytes in memory, and the page size they sit in.
+// Memory from the OS: a model file's bytes and the page size they sit in, and
+// zero-filled memory committed page by page (a session's KV cache).
 //
 // Decode reads every weight once per token (about 0.5 GB for 2B4T), so the
 // page size decides how many TLB refills a token costs: 4 KB pages mean about
@@ -7,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bitnet {
@@ -51,5 +53,35 @@ void unload_file(const FileMemory& memory);
 // How many bytes of [data, data + size) page tables map with 2 MB entries;
 // -1 where the kernel cannot tell (PAGEMAP_SCAN needs Linux 6.7).
 long long huge_page_bytes(const void* data, size_t size);
+
+// Zero-filled anonymous memory that the kernel commits a page at a time, on
+// first write. A session's KV cache is sized for its whole context (315 MB for
+// 2B4T at 4096 tokens) while a short conversation writes a few MB of it; held
+// in a std::vector, all of it was resident from the start. Small pages even
+// where transparent huge pages are on for everything: one write per 2 MB
+// would otherwise commit the 2 MB around it.
+class ZeroedPages {
+ public:
+  ZeroedPages() = default;
+  // Throws std::bad_alloc when the address space cannot be had.
+  explicit ZeroedPages(size_t bytes);
+  ~ZeroedPages();
+  ZeroedPages(ZeroedPages&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  ZeroedPages& operator=(ZeroedPages&& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    return *this;
+  }
+  ZeroedPages(const ZeroedPages&) = delete;
+  ZeroedPages& operator=(const ZeroedPages&) = delete;
+
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 }  // namespace bitnet

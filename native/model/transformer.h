@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "file_memory.h"
 #include "ops.h"
 
 namespace bitnet {
@@ -91,7 +92,8 @@ class Session {
   const Transformer& model() const { return model_; }
   size_t context() const { return context_; }
   size_t position() const { return pos_; }  // tokens already in the KV cache
-  size_t kv_cache_bytes() const { return k_cache_.size() * 2 * sizeof(f16_t); }
+  // What the KV cache may grow to; its pages are committed as tokens fill them.
+  size_t kv_cache_bytes() const { return k_cache_.size() + v_cache_.size(); }
   // Forgets cached tokens from position `keep` on (keep <= position()).
   void truncate(size_t keep);
 
@@ -122,7 +124,7 @@ class Session {
   const Transformer& model_;
   size_t context_;
   size_t pos_ = 0;
-  std::vector<f16_t> k_cache_, v_cache_;  // [layers][kv_heads][context][head_dim]: head-major
+  ZeroedPages k_cache_, v_cache_;  // f16 [layers][kv_heads][context][head_dim]: head-major
   // Scratch, sized for the largest batch seen so far.
   size_t batch_capacity_ = 0;
   std::vector<float> h_, xn_, q_, k_, v_, attn_, proj_, gate_, up_;

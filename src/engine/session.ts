@@ -187,7 +187,11 @@ export class Session {
     return this.nativeSession.context;
   }
 
-  /** Bytes held by this session's KV cache. */
+  /**
+   * Bytes of this session's KV cache when every position is filled. The OS
+   * commits its pages as tokens fill them, so a session uses memory for the
+   * positions it has held, not for its whole contextSize.
+   */
   get kvCacheBytes(): number {
     return this.nativeSession.kvCacheBytes;
   }

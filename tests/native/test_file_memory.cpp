@@ -1,7 +1,8 @@
-// load_file against the file's own bytes, mapped and copied; its errors; and
-// the regrouping of a file that the page cache holds in small folios into
-// 2 MB pages.
+// load_file against the file's own bytes, mapped and copied; its errors; the
+// regrouping of a file that the page cache holds in small folios into 2 MB
+// pages; and ZeroedPages, committed as written.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -136,6 +137,30 @@ TEST_CASE(mapping_regroups_a_file_cached_in_small_folios_into_2mb_pages) {
   CHECK(holds(p, bytes));  // faults every page in
   CHECK(huge_page_bytes(pd, p.size) == static_cast<long long>(kHugePageBytes));
   unload_file(p);
+}
+
+// Pages of [data, data + size) that the kernel holds (mincore).
+size_t resident_pages(const void* data, size_t size) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in((size + page - 1) / page);
+  CHECK(::mincore(const_cast<void*>(data), size, in.data()) == 0);
+  return static_cast<size_t>(std::count_if(in.begin(), in.end(), [](unsigned char v) { return v & 1; }));
+}
+
+TEST_CASE(zeroed_pages_are_committed_as_they_are_written) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  ZeroedPages z(64u << 20);
+  CHECK(z.size() == 64u << 20);
+  CHECK(resident_pages(z.data(), z.size()) == 0);
+  // Writes 2 MB apart: each commits its own small page, not the 2 MB around it.
+  uint8_t* bytes = static_cast<uint8_t*>(z.data());
+  for (size_t at : {size_t{0}, kHugePageBytes + 5, 31 * kHugePageBytes + page - 1}) bytes[at] = 7;
+  CHECK(resident_pages(z.data(), z.size()) == 3);
+  CHECK(bytes[kHugePageBytes + 5] == 7 && bytes[kHugePageBytes + 4] == 0 && bytes[17 * kHugePageBytes] == 0);
+
+  ZeroedPages moved = std::move(z);
+  CHECK(z.data() == nullptr && z.size() == 0);
+  CHECK(moved.data() == bytes && static_cast<uint8_t*>(moved.data())[0] == 7);
 }
 
 int main(int argc, char** argv) { return check::run_all(argc, argv); }
