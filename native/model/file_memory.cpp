@@ -227,6 +227,10 @@ ZeroedPages::~ZeroedPages() {
   if (data_) ::munmap(data_, size_);
 }
 
+void ZeroedPages::release() {
+  if (data_) ::madvise(data_, size_, MADV_DONTNEED);
+}
+
 long long huge_page_bytes(const void* data, size_t size) { return PageMap().huge_bytes(data, size); }
 
 }  // namespace bitnet

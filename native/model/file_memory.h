@@ -78,6 +78,8 @@ class ZeroedPages {
 
   void* data() const { return data_; }
   size_t size() const { return size_; }
+  // Gives every page back to the OS; the memory reads as zeros again.
+  void release();
 
  private:
   void* data_ = nullptr;

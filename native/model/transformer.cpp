@@ -86,6 +86,13 @@ Session::Session(const Transformer& model, size_t context) : model_(model), cont
 void Session::truncate(size_t keep) {
   if (keep > pos_) throw std::out_of_range("cannot keep more tokens than the cache holds");
   pos_ = keep;
+  // A new conversation gives the old one's pages back. A shorter prefix keeps
+  // them: the tokens that follow write those positions again (bench_decode
+  // drops one token per step).
+  if (keep == 0) {
+    k_cache_.release();
+    v_cache_.release();
+  }
 }
 
 void Session::reserve_batch(size_t n) {

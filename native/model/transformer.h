@@ -94,7 +94,8 @@ class Session {
   size_t position() const { return pos_; }  // tokens already in the KV cache
   // What the KV cache may grow to; its pages are committed as tokens fill them.
   size_t kv_cache_bytes() const { return k_cache_.size() + v_cache_.size(); }
-  // Forgets cached tokens from position `keep` on (keep <= position()).
+  // Forgets cached tokens from position `keep` on (keep <= position()); with
+  // keep = 0 the cache's pages go back to the OS.
   void truncate(size_t keep);
 
   // Runs tokens[0..n) at positions position()..position()+n-1 through the

@@ -201,7 +201,7 @@ export class Session {
     return this.history;
   }
 
-  /** Forgets the conversation and the cached tokens. */
+  /** Forgets the conversation and the cached tokens, and gives the KV cache's memory back to the OS. */
   reset(): void {
     this.assertIdle();
     this.history = [];

@@ -161,6 +161,12 @@ TEST_CASE(zeroed_pages_are_committed_as_they_are_written) {
   ZeroedPages moved = std::move(z);
   CHECK(z.data() == nullptr && z.size() == 0);
   CHECK(moved.data() == bytes && static_cast<uint8_t*>(moved.data())[0] == 7);
+
+  moved.release();
+  CHECK(resident_pages(moved.data(), moved.size()) == 0);
+  bytes[page] = 1;
+  CHECK(resident_pages(moved.data(), moved.size()) == 1);
+  CHECK(bytes[0] == 0 && bytes[kHugePageBytes + 5] == 0 && bytes[page] == 1);  // counted above: reads map pages
 }
 
 int main(int argc, char** argv) { return check::run_all(argc, argv); }

@@ -328,6 +328,25 @@ TEST_CASE(errors_leave_the_cache_unchanged) {
   CHECK(threw);
 }
 
+TEST_CASE(a_truncated_session_continues_as_a_new_one) {
+  // truncate(0) gives the cache's pages back to the OS; a shorter prefix keeps them.
+  TinyModel m = make_model(FfnActivation::Relu2);
+  Transformer tf(m.weights(false, true), 16);
+  ThreadPool pool(2);
+  Runtime rt{&scalar_kernels(), &pool};
+  const size_t n = kPrompt.size();
+  std::vector<float> fresh(m.d.vocab), again(m.d.vocab), resumed(m.d.vocab);
+  Session s(tf, 16);
+  s.forward(rt, kPrompt.data(), n, fresh.data(), false);
+  s.truncate(0);
+  s.forward(rt, kPrompt.data(), n, again.data(), false);
+  s.truncate(2);
+  s.forward(rt, kPrompt.data() + 2, n - 2, resumed.data(), false);
+  CHECK(std::memcmp(fresh.data(), again.data(), fresh.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(fresh.data(), resumed.data(), fresh.size() * sizeof(float)) == 0);
+  CHECK_EQ(s.position(), n);
+}
+
 TEST_CASE(rejects_mismatched_weights) {
   TinyModel m = make_model(FfnActivation::Relu2);
   ModelWeights w = m.weights(false, true);
