@@ -47,7 +47,7 @@
           "target_name": "bitnet_kernels_avx512",
           "type": "static_library",
           "sources": ["<!@(node scripts/gyp-sources.js kernels_avx512)"],
-          "cflags_cc": ["-falign-loops=64", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni",
+          "cflags_cc": ["-falign-loops=64", "-falign-functions=4096", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni",
                         "-mavx512vbmi", "-mavx2", "-mfma", "-mf16c", "-mbmi2"]
         }
       ]
