@@ -78,9 +78,7 @@ Session::Session(const Transformer& model, size_t context) : model_(model), cont
   if (context == 0 || context > model.max_context())
     throw std::out_of_range("context must be between 1 and " + std::to_string(model.max_context()));
   const ModelDims& d = model.dims();
-  const size_t cache_bytes = d.layers * context * d.kv_heads * d.head_dim * sizeof(f16_t);
-  k_cache_ = ZeroedPages(cache_bytes);
-  v_cache_ = ZeroedPages(cache_bytes);
+  kv_cache_ = ZeroedPages(2 * d.layers * context * d.kv_heads * d.head_dim * sizeof(f16_t));
 }
 
 void Session::truncate(size_t keep) {
@@ -89,10 +87,7 @@ void Session::truncate(size_t keep) {
   // A new conversation gives the old one's pages back. A shorter prefix keeps
   // them: the tokens that follow write those positions again (bench_decode
   // drops one token per step).
-  if (keep == 0) {
-    k_cache_.release();
-    v_cache_.release();
-  }
+  if (keep == 0) kv_cache_.release();
 }
 
 void Session::reserve_batch(size_t n) {
@@ -188,8 +183,8 @@ void Session::attention_block(const Runtime& rt, const LayerWeights& lw, size_t 
                           {lw.v.w, lw.v.scale, v_.data(), kv_dim}};
   project(rt, n, stride, qkv, 3);
 
-  f16_t* k_layer = static_cast<f16_t*>(k_cache_.data()) + layer * context_ * kv_dim;
-  f16_t* v_layer = static_cast<f16_t*>(v_cache_.data()) + layer * context_ * kv_dim;
+  f16_t* k_layer = static_cast<f16_t*>(kv_cache_.data()) + layer * context_ * kv_dim;
+  f16_t* v_layer = k_layer + d.layers * context_ * kv_dim;
   const KvCacheLayout layout = {d.head_dim, context_ * d.head_dim};  // head-major
   for (size_t i = 0; i < n; ++i) {
     const size_t pos = pos_ + i;

@@ -93,7 +93,7 @@ class Session {
   size_t context() const { return context_; }
   size_t position() const { return pos_; }  // tokens already in the KV cache
   // What the KV cache may grow to; its pages are committed as tokens fill them.
-  size_t kv_cache_bytes() const { return k_cache_.size() + v_cache_.size(); }
+  size_t kv_cache_bytes() const { return kv_cache_.size(); }
   // Forgets cached tokens from position `keep` on (keep <= position()); with
   // keep = 0 the cache's pages go back to the OS.
   void truncate(size_t keep);
@@ -125,7 +125,8 @@ class Session {
   const Transformer& model_;
   size_t context_;
   size_t pos_ = 0;
-  ZeroedPages k_cache_, v_cache_;  // f16 [layers][kv_heads][context][head_dim]: head-major
+  // f16 K for every layer, then V for every layer: [2][layers][kv_heads][context][head_dim], head-major.
+  ZeroedPages kv_cache_;
   // Scratch, sized for the largest batch seen so far.
   size_t batch_capacity_ = 0;
   std::vector<float> h_, xn_, q_, k_, v_, attn_, proj_, gate_, up_;
